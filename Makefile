@@ -1,0 +1,43 @@
+# Two entry points, both self-contained on a fresh machine:
+#   make demo  -> creates .venv, installs the package, runs examples/quickstart.py
+#   make test  -> creates .venv, installs with the dev and flink extras, runs the whole suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+
+.PHONY: demo test lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[dev,flink]'
+	touch $@ $(VENV)/.installed-base
+
+demo: $(VENV)/.installed-base
+	$(PY) examples/quickstart.py
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(VENV)/.installed-base
+	$(PY) benchmarks/dispatch.py
+	$(PY) benchmarks/io_concurrency.py
+	$(PY) benchmarks/loop_lag.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,141 @@
+"""flink-agents-async: an asyncio-native actor runtime for Apache Flink Agents style agents.
+
+Write agents against the Flink Agents Python API (``Agent``, ``@action``, events,
+``RunnerContext``, memory), then run them with ``await env.execute()``::
+
+    from flink_agents_async import (
+        Agent, AgentsExecutionEnvironment, InputEvent, OutputEvent, RunnerContext, action,
+    )
+
+    class Echo(Agent):
+        @action(InputEvent)
+        @staticmethod
+        def echo(event: InputEvent, ctx: RunnerContext) -> None:
+            ctx.send_event(OutputEvent(output=event.input))
+
+    env = AgentsExecutionEnvironment.get_execution_environment()
+    outputs = env.from_list([{"key": "a", "value": 1}]).apply(Echo()).to_list()
+    await env.execute()          # outputs == [{"a": 1}]
+
+Importing this package never configures logging.
+"""
+
+from .agent import (
+    Agent,
+    action,
+    chat_model_connection,
+    chat_model_setup,
+    embedding_model_connection,
+    embedding_model_setup,
+    mcp_server,
+    prompt,
+    tool,
+    vector_store,
+)
+from .config import (
+    AgentConfigOptions,
+    AgentExecutionOptions,
+    ConfigOption,
+    Configuration,
+    ReadableConfiguration,
+    WritableConfiguration,
+)
+from .context import RunnerContext
+from .environment import AgentBuilder, AgentsExecutionEnvironment
+from .errors import (
+    ActionFailedError,
+    AgentDefinitionError,
+    ConfigurationError,
+    DurableContextError,
+    ExecutionError,
+    FlinkAgentsAsyncError,
+    InputError,
+    JournalError,
+    NonDeterminismError,
+    ReplayedError,
+    ResourceError,
+    RuntimeBusyError,
+    RuntimeClosedError,
+)
+from .events import (
+    ChatRequestEvent,
+    ChatResponseEvent,
+    Event,
+    EventType,
+    InputEvent,
+    OutputEvent,
+    ToolRequestEvent,
+    ToolResponseEvent,
+)
+from .logging import configure_logging
+from .memory import MemoryObject, MemoryRef, MemoryType
+from .metrics import Counter, Gauge, Histogram, Meter, MetricGroup
+from .resources import (
+    FunctionTool,
+    Resource,
+    ResourceDescriptor,
+    ResourceNotFoundError,
+    ResourceType,
+    SerializableResource,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionFailedError",
+    "Agent",
+    "AgentBuilder",
+    "AgentConfigOptions",
+    "AgentDefinitionError",
+    "AgentExecutionOptions",
+    "AgentsExecutionEnvironment",
+    "ChatRequestEvent",
+    "ChatResponseEvent",
+    "ConfigOption",
+    "Configuration",
+    "ConfigurationError",
+    "Counter",
+    "DurableContextError",
+    "Event",
+    "EventType",
+    "ExecutionError",
+    "FlinkAgentsAsyncError",
+    "FunctionTool",
+    "Gauge",
+    "Histogram",
+    "InputError",
+    "InputEvent",
+    "JournalError",
+    "MemoryObject",
+    "MemoryRef",
+    "MemoryType",
+    "Meter",
+    "MetricGroup",
+    "NonDeterminismError",
+    "OutputEvent",
+    "ReadableConfiguration",
+    "ReplayedError",
+    "Resource",
+    "ResourceDescriptor",
+    "ResourceError",
+    "ResourceNotFoundError",
+    "ResourceType",
+    "RunnerContext",
+    "RuntimeBusyError",
+    "RuntimeClosedError",
+    "SerializableResource",
+    "ToolRequestEvent",
+    "ToolResponseEvent",
+    "WritableConfiguration",
+    "__version__",
+    "action",
+    "chat_model_connection",
+    "chat_model_setup",
+    "configure_logging",
+    "embedding_model_connection",
+    "embedding_model_setup",
+    "mcp_server",
+    "prompt",
+    "tool",
+    "vector_store",
+]

@@ -1,0 +1,219 @@
+"""Configuration: ``ConfigOption``, ``Configuration`` and the options the runtime reads.
+
+A configuration is a flat map of dotted keys (``short-term-memory.state-ttl.ms``) to values. Each
+environment owns its own configuration; nothing is shared between environments. Values loaded from
+YAML or set as strings are converted by the typed getters (``get_bool("false")`` is ``False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "AgentConfigOptions",
+    "AgentExecutionOptions",
+    "ConfigOption",
+    "Configuration",
+    "ReadableConfiguration",
+    "WritableConfiguration",
+    "load_agent_config_file",
+]
+
+T = TypeVar("T")
+
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+class ConfigOption(Generic[T]):
+    """A typed configuration key with a default value."""
+
+    def __init__(self, key: str, config_type: type[T], default: T | None = None) -> None:
+        self._key = key
+        self._type = config_type
+        self._default = default
+
+    def get_key(self) -> str:
+        return self._key
+
+    def get_type(self) -> type[T]:
+        return self._type
+
+    def get_default_value(self) -> T | None:
+        return self._default
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def default(self) -> T | None:
+        return self._default
+
+    def __repr__(self) -> str:
+        return f"ConfigOption({self._key!r}, {self._type.__name__}, default={self._default!r})"
+
+
+def _convert(key: str, value: Any, target: type) -> Any:
+    """Convert a stored value to ``target``, naming the key when that is impossible."""
+    if value is None or target is object:
+        return value
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            word = str(value).strip().lower()
+            if word in _TRUE_WORDS:
+                return True
+            if word in _FALSE_WORDS:
+                return False
+            raise ValueError(f"expected one of {sorted(_TRUE_WORDS | _FALSE_WORDS)}")
+        if target is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected a whole number")
+            return int(value)
+        if target is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return float(value)
+        if target is str:
+            return value if isinstance(value, str) else str(value)
+        return target(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            f"configuration key {key!r} has value {value!r}, which is not a valid "
+            f"{target.__name__}: {error}"
+        ) from error
+
+
+class ReadableConfiguration:
+    """Typed read access to a flat configuration map."""
+
+    _data: dict[str, Any]
+
+    def get(self, option: ConfigOption[T]) -> T | None:
+        """The value of ``option`` converted to its type, or its default."""
+        if option.get_key() in self._data:
+            return _convert(option.get_key(), self._data[option.get_key()], option.get_type())
+        return option.get_default_value()
+
+    def _typed(self, key: str, default: Any, target: type) -> Any:
+        if key not in self._data:
+            return default
+        return _convert(key, self._data[key], target)
+
+    def get_int(self, key: str, default: int | None = None) -> int | None:
+        return self._typed(key, default, int)
+
+    def get_float(self, key: str, default: float | None = None) -> float | None:
+        return self._typed(key, default, float)
+
+    def get_bool(self, key: str, default: bool | None = None) -> bool | None:
+        return self._typed(key, default, bool)
+
+    def get_str(self, key: str, default: str | None = None) -> str | None:
+        return self._typed(key, default, str)
+
+    def contains(self, key: str) -> bool:
+        return key in self._data
+
+    def to_dict(self) -> dict[str, Any]:
+        """A copy of every key and its raw value."""
+        return dict(self._data)
+
+
+class WritableConfiguration:
+    """Typed write access to a flat configuration map."""
+
+    _data: dict[str, Any]
+
+    def set(self, option: ConfigOption[T], value: T) -> None:
+        self._data[option.get_key()] = value
+
+    def set_str(self, key: str, value: str) -> None:
+        self._data[key] = value
+
+    def set_int(self, key: str, value: int) -> None:
+        self._data[key] = value
+
+    def set_float(self, key: str, value: float) -> None:
+        self._data[key] = value
+
+    def set_bool(self, key: str, value: bool) -> None:
+        self._data[key] = value
+
+
+class Configuration(ReadableConfiguration, WritableConfiguration):
+    """A flat, typed configuration owned by one environment."""
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data = dict(data or {})
+
+    def update(self, data: Mapping[str, Any]) -> None:
+        self._data.update(data)
+
+    def copy(self) -> Configuration:
+        return Configuration(self._data)
+
+    def __repr__(self) -> str:
+        return f"Configuration({self._data!r})"
+
+
+def _flatten(section: Mapping[str, Any], prefix: str, into: dict[str, Any], source: Path) -> None:
+    for name, value in section.items():
+        if not isinstance(name, str):
+            raise ConfigurationError(f"{source}: key {name!r} under 'agent:' is not a string")
+        key = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, Mapping):
+            _flatten(value, key, into, source)
+        else:
+            into[key] = value
+
+
+def load_agent_config_file(path: str | Path) -> dict[str, Any]:
+    """Read the ``agent:`` section of a YAML file as flat dotted keys."""
+    import yaml
+
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(f"cannot read configuration file {source}: {error}") from error
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ConfigurationError(
+            f"configuration file {source} is not valid YAML: {error}"
+        ) from error
+    if not isinstance(document, Mapping):
+        raise ConfigurationError(f"configuration file {source} must hold a mapping at the top")
+    section = document.get("agent") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigurationError(f"the 'agent:' section of {source} must be a mapping")
+    flat: dict[str, Any] = {}
+    _flatten(section, "", flat, source)
+    return flat
+
+
+class AgentExecutionOptions:
+    """Options that control how the runtime executes agents."""
+
+    NUM_ASYNC_THREADS = ConfigOption("num-async-threads", int, 64)
+    """Threads for sync functions passed to ``durable_execute_async``."""
+
+    ERROR_HANDLING_STRATEGY = ConfigOption("error-handling-strategy", str, "fail")
+    """What a failed run does: ``fail`` (reported by ``execute()``), ``retry`` or ``ignore``."""
+
+    MAX_RETRIES = ConfigOption("max-retries", int, 3)
+    """With ``error-handling-strategy: retry``, how often a failed run is tried again."""
+
+    MAILBOX_CAPACITY = ConfigOption("mailbox-capacity", int, 1000)
+    """Inputs one key may hold waiting before a producer must wait for room."""
+
+
+class AgentConfigOptions(AgentExecutionOptions):
+    """Every option the runtime reads (kept under upstream's class name)."""

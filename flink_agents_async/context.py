@@ -1,0 +1,207 @@
+"""``RunnerContext``: what an action receives besides its event.
+
+``RunnerContext`` is the public, abstract API (type-hint your actions with it). The runtime hands
+each action invocation an ``ActionContext``: a two-field view of the running run and the action,
+so that several actions of one run may be in flight at once and each still sees its own
+``action_config`` and ``action_metric_group``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from ._guard import ensure_not_durable
+from .events import Event
+
+if TYPE_CHECKING:
+    from .agent import ActionSpec
+    from .config import ReadableConfiguration
+    from .memory import MemoryObject
+    from .metrics import MetricGroup
+    from .resources import ResourceType
+    from .runtime.run import Run
+
+__all__ = ["ActionContext", "RunnerContext"]
+
+
+class RunnerContext(ABC):
+    """The per-key context handed to every action as its second argument."""
+
+    @property
+    @abstractmethod
+    def key(self) -> Hashable:
+        """The key this run belongs to."""
+
+    @abstractmethod
+    def send_event(self, event: Event) -> None:
+        """Send an event; every action listening to its type runs, in plan order."""
+
+    @abstractmethod
+    def get_resource(
+        self, name: str, type: ResourceType, metric_group: MetricGroup | None = None
+    ) -> Any:
+        """The resource declared as ``name`` of ``type`` (created on first use, then shared)."""
+
+    @property
+    @abstractmethod
+    def action_config(self) -> dict[str, Any]:
+        """The config of the running action (``add_action(..., **config)``); empty if none."""
+
+    @abstractmethod
+    def get_action_config_value(self, key: str) -> Any:
+        """One value of the running action's config, or ``None``."""
+
+    @property
+    @abstractmethod
+    def sensory_memory(self) -> MemoryObject:
+        """Memory of this run only: cleared when the run ends."""
+
+    @property
+    @abstractmethod
+    def short_term_memory(self) -> MemoryObject:
+        """Memory of this key: kept across runs; a failed run's writes are discarded."""
+
+    @property
+    @abstractmethod
+    def long_term_memory(self) -> Any:
+        """Long-term (vector) memory. Not available in this runtime yet."""
+
+    @property
+    @abstractmethod
+    def agent_metric_group(self) -> MetricGroup:
+        """Metrics shared by every key and action of the agent."""
+
+    @property
+    @abstractmethod
+    def action_metric_group(self) -> MetricGroup:
+        """Metrics of the running action (a sub-group of the agent's, named after it)."""
+
+    @property
+    @abstractmethod
+    def config(self) -> ReadableConfiguration:
+        """The configuration of the environment that runs the agent."""
+
+    @abstractmethod
+    def durable_execute(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        reconciler: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``func(*args, **kwargs)`` as a journaled side effect and return its result.
+
+        After a crash the recorded result (or exception) is returned without calling ``func``
+        again. ``reconciler`` (no arguments) is run instead of ``func`` if recovery finds the
+        call started but not finished. ``func`` must not touch memory or send events.
+        """
+
+    @abstractmethod
+    def durable_execute_async(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        reconciler: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[Any]:
+        """Like ``durable_execute`` but returns an awaitable future; the call starts now.
+
+        A sync ``func`` runs in a bounded thread pool (``num-async-threads``), an ``async def``
+        one on the event loop, so several calls can be gathered.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release what the context holds (nothing: resources close with the runtime)."""
+
+
+class ActionContext(RunnerContext):
+    """The context of one action invocation within a run."""
+
+    __slots__ = ("_action", "_run")
+
+    def __init__(self, run: Run, action: ActionSpec) -> None:
+        self._run = run
+        self._action = action
+
+    @property
+    def key(self) -> Hashable:
+        return self._run.key
+
+    def send_event(self, event: Event) -> None:
+        ensure_not_durable("send_event()")
+        if not isinstance(event, Event):
+            raise TypeError(
+                f"action {self._action.name!r}: send_event() takes an Event, got "
+                f"{type(event).__name__} {event!r}"
+            )
+        self._run.send(event)
+
+    def get_resource(
+        self, name: str, type: ResourceType, metric_group: MetricGroup | None = None
+    ) -> Any:
+        return self._run.system.resources.get(name, type)
+
+    @property
+    def action_config(self) -> dict[str, Any]:
+        return dict(self._action.config or {})
+
+    def get_action_config_value(self, key: str) -> Any:
+        config = self._action.config
+        return None if config is None else config.get(key)
+
+    @property
+    def sensory_memory(self) -> MemoryObject:
+        return self._run.sensory_view
+
+    @property
+    def short_term_memory(self) -> MemoryObject:
+        return self._run.short_term_view
+
+    @property
+    def long_term_memory(self) -> Any:
+        raise NotImplementedError(
+            "long-term memory is not available in flink-agents-async yet; keep per-key state in "
+            "ctx.short_term_memory"
+        )
+
+    @property
+    def agent_metric_group(self) -> MetricGroup:
+        return self._run.system.metrics.agent
+
+    @property
+    def action_metric_group(self) -> MetricGroup:
+        return self._run.system.metrics.actions[self._action.index].group
+
+    @property
+    def config(self) -> ReadableConfiguration:
+        return self._run.system.config
+
+    @property
+    def action_name(self) -> str:
+        """The name of the running action."""
+        return self._action.name
+
+    def durable_execute(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        reconciler: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        ensure_not_durable("durable_execute()")
+        return self._run.durable_call(func, args, kwargs, reconciler)
+
+    def durable_execute_async(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        reconciler: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[Any]:
+        ensure_not_durable("durable_execute_async()")
+        return self._run.durable_call_async(func, args, kwargs, reconciler)
+
+    def __repr__(self) -> str:
+        return f"<RunnerContext key={self._run.key!r} action={self._action.name!r}>"

@@ -1,0 +1,180 @@
+"""Durable calls: ``ctx.durable_execute`` and ``ctx.durable_execute_async``.
+
+A durable call is identified by its *slot*: the order in which the run called
+``durable_execute*`` (assigned at call time, not completion time, so ``asyncio.gather`` over
+several calls numbers them deterministically), plus the function id and the arguments.
+
+Whether a call really runs or is answered from a record is the business of a ``CallRecorder``:
+the journal implements it to replay recorded outcomes after a crash; ``NoRecorder`` runs every
+call. The execution rules live here once and are shared by every host: sync functions passed to
+the async variant run in a bounded thread pool, ``async def`` functions run on the loop, and
+either runs with the "inside a durable function" marker set.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import anyio.to_thread
+
+from ._guard import enter_durable, exit_durable
+
+__all__ = ["CallRecorder", "DurableCall", "NoRecorder", "Outcome", "function_id"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a durable call ended with: a value, or an exception."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@dataclass(slots=True)
+class DurableCall:
+    """One durable call of a run."""
+
+    slot: int
+    function_id: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    reconciler: Callable[[], Any] | None
+    is_async_function: bool
+
+
+class CallRecorder(Protocol):
+    """The journal's view of a run's durable calls (see ``flink_agents_async.journal``)."""
+
+    def replay(self, call: DurableCall) -> Outcome | None:
+        """The recorded outcome of this slot, or None if it must run. May raise on divergence."""
+
+    def started(self, call: DurableCall) -> None:
+        """The call is about to run (writes PENDING for calls with a reconciler)."""
+
+    def finished(self, call: DurableCall, outcome: Outcome) -> None:
+        """The call completed; remember its outcome."""
+
+
+class NoRecorder:
+    """Records nothing and replays nothing: every call runs."""
+
+    def replay(self, call: DurableCall) -> Outcome | None:
+        return None
+
+    def started(self, call: DurableCall) -> None:
+        return None
+
+    def finished(self, call: DurableCall, outcome: Outcome) -> None:
+        return None
+
+
+NO_RECORDER = NoRecorder()
+
+
+def function_id(func: Callable[..., Any]) -> str:
+    """A stable name for a function: ``module.qualname`` (of the wrapped function for
+    ``functools.partial``, of the class for callable objects)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    target = getattr(func, "__func__", func)  # bound methods
+    qualname = getattr(target, "__qualname__", None)
+    if qualname is None:
+        qualname = type(target).__qualname__
+    module = getattr(target, "__module__", None) or type(target).__module__
+    return f"{module}.{qualname}"
+
+
+def is_async_function(func: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def make_call(
+    slot: int,
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    reconciler: Callable[[], Any] | None,
+    operation: str,
+) -> DurableCall:
+    """Validate a durable call's function and reconciler and give it its slot."""
+    if not callable(func):
+        raise TypeError(f"{operation}() needs a callable as its first argument, got {func!r}")
+    name = function_id(func)
+    if reconciler is not None:
+        _check_reconciler(reconciler, name, operation)
+    return DurableCall(slot, name, func, args, kwargs, reconciler, is_async_function(func))
+
+
+def _check_reconciler(reconciler: Any, name: str, operation: str) -> None:
+    if not callable(reconciler):
+        raise TypeError(
+            f"{operation}({name}): reconciler must be a callable taking no arguments, "
+            f"got {reconciler!r}"
+        )
+    try:
+        inspect.signature(reconciler).bind()
+    except TypeError:
+        raise TypeError(
+            f"{operation}({name}): reconciler must take no arguments; its signature is "
+            f"{inspect.signature(reconciler)}"
+        ) from None
+    except ValueError:
+        return  # no signature available (builtins): trust it
+
+
+def run_sync(call: DurableCall) -> Any:
+    """Call a sync durable function here, with the durable marker set."""
+    token = enter_durable(call.function_id)
+    try:
+        result = call.func(*call.args, **call.kwargs)
+    finally:
+        exit_durable(token)
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError(
+            f"durable_execute({call.function_id}) returned an awaitable: the function is async, "
+            "so call it with `await ctx.durable_execute_async(...)`"
+        )
+    return result
+
+
+async def run_async(call: DurableCall, limiter: anyio.CapacityLimiter) -> Any:
+    """Run a durable function for the async variant: on the loop if it is ``async def``, else in
+    the bounded thread pool."""
+    if call.is_async_function:
+        token = enter_durable(call.function_id)
+        try:
+            return await call.func(*call.args, **call.kwargs)
+        finally:
+            exit_durable(token)
+    return await anyio.to_thread.run_sync(run_sync, call, limiter=limiter)
+
+
+async def run_reconciler(call: DurableCall, limiter: anyio.CapacityLimiter) -> Any:
+    """Run a slot's reconciler (recovery found the call PENDING) the way its function would."""
+    assert call.reconciler is not None
+    reconciler_call = DurableCall(
+        call.slot,
+        function_id(call.reconciler),
+        call.reconciler,
+        (),
+        {},
+        None,
+        is_async_function(call.reconciler),
+    )
+    return await run_async(reconciler_call, limiter)

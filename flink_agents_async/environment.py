@@ -1,0 +1,135 @@
+"""``AgentsExecutionEnvironment`` and ``AgentBuilder``: where agents meet their inputs.
+
+``AgentsExecutionEnvironment.get_execution_environment()`` returns the local asyncio environment;
+given a PyFlink ``StreamExecutionEnvironment`` it returns the Flink environment of the ``bridge``
+package. Both share this interface; each environment owns its configuration and resources.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .agent import Agent, add_resource_to
+from .config import Configuration, load_agent_config_file
+from .resources import ResourceType
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable
+
+__all__ = ["AgentBuilder", "AgentsExecutionEnvironment"]
+
+
+class AgentBuilder(ABC):
+    """Connects an agent to the inputs of an environment and exposes its outputs."""
+
+    @abstractmethod
+    def apply(self, agent: Agent) -> AgentBuilder:
+        """Run ``agent`` on this builder's inputs. Validates the agent now."""
+
+    def to_list(self) -> list[dict[Any, Any]]:
+        """The outputs as ``[{key: output}, ...]`` in emission order, filled by ``execute()``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no to_list(); it is available in the local environment"
+        )
+
+    def to_datastream(self, output_type: Any = None) -> Any:
+        """The outputs as a PyFlink DataStream (Flink environment only)."""
+        raise NotImplementedError(
+            "to_datastream() needs the Flink environment: pass a StreamExecutionEnvironment to "
+            "get_execution_environment()"
+        )
+
+    def to_table(self, schema: Any, output_type: Any) -> Any:
+        """The outputs as a PyFlink Table (Flink environment only)."""
+        raise NotImplementedError(
+            "to_table() needs the Flink environment: pass a StreamExecutionEnvironment and a "
+            "StreamTableEnvironment to get_execution_environment()"
+        )
+
+
+class AgentsExecutionEnvironment(ABC):
+    """Base of the execution environments. Get one with ``get_execution_environment()``."""
+
+    def __init__(self) -> None:
+        self._resources: dict[ResourceType, dict[str, Any]] = {kind: {} for kind in ResourceType}
+        self._config = Configuration()
+
+    @staticmethod
+    def get_execution_environment(
+        env: Any = None, t_env: Any = None, **kwargs: Any
+    ) -> AgentsExecutionEnvironment:
+        """The local asyncio environment, or with a PyFlink ``env`` the Flink environment.
+
+        Keyword arguments configure the runtime, e.g. ``num_async_threads=16``,
+        ``error_handling_strategy="retry"``, or ``config={"some.key": value}``.
+        """
+        if env is None:
+            if t_env is not None:
+                raise ValueError(
+                    "t_env was given without env: pass the StreamExecutionEnvironment the table "
+                    "environment was created from as env"
+                )
+            from .runtime.local import LocalExecutionEnvironment
+
+            return LocalExecutionEnvironment(**kwargs)
+        try:
+            import bridge
+        except ImportError as error:  # pragma: no cover - bridge ships with this package
+            raise ImportError(
+                "the Flink environment needs the bridge package and PyFlink: "
+                "pip install 'flink-agents-async[flink]'"
+            ) from error
+        return bridge.create_environment(env, t_env, **kwargs)
+
+    @property
+    def resources(self) -> dict[ResourceType, dict[str, Any]]:
+        """Resources added to the environment: type -> name -> instance or descriptor."""
+        return self._resources
+
+    def add_resource(
+        self, name: str, resource_type: ResourceType, instance: Any
+    ) -> AgentsExecutionEnvironment:
+        """Offer a resource to every agent of this environment (an agent's own one of the same
+        type and name wins)."""
+        add_resource_to(self._resources, name, resource_type, instance)
+        return self
+
+    def get_config(self, path: str | Path | None = None) -> Configuration:
+        """This environment's configuration; with ``path``, first load the ``agent:`` section of
+        that YAML file into it (nested keys joined with dots)."""
+        if path is not None:
+            self._config.update(load_agent_config_file(path))
+        return self._config
+
+    def from_list(self, input: list[dict[str, Any]]) -> AgentBuilder:
+        """Inputs from a list of ``{"key": ..., "value": ...}`` dicts (local environment)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} takes no from_list(); use from_datastream() or from_table()"
+        )
+
+    def from_iterable(self, input: Iterable[Any] | AsyncIterable[Any]) -> AgentBuilder:
+        """Inputs from any iterable or async iterable of input dicts (local environment)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} takes no from_iterable(); use from_datastream() or from_table()"
+        )
+
+    def from_datastream(self, input: Any, key_selector: Any = None) -> AgentBuilder:
+        """Inputs from a PyFlink DataStream (Flink environment)."""
+        raise NotImplementedError(
+            "from_datastream() needs the Flink environment: pass a StreamExecutionEnvironment to "
+            "get_execution_environment()"
+        )
+
+    def from_table(self, input: Any, key_selector: Any = None) -> AgentBuilder:
+        """Inputs from a PyFlink Table (Flink environment)."""
+        raise NotImplementedError(
+            "from_table() needs the Flink environment: pass a StreamExecutionEnvironment to "
+            "get_execution_environment()"
+        )
+
+    @abstractmethod
+    def execute(self) -> Any:
+        """Run everything to completion. Await it (``await env.execute()``)."""

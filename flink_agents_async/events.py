@@ -1,0 +1,221 @@
+"""Events: what actions receive and send.
+
+Two styles work side by side:
+
+* typed subclasses with fields, ``class Step(Event): n: int``, routed by the class's type string
+  (its ``EVENT_TYPE`` if the class sets one, else ``"module.QualName"``);
+* untyped events, ``Event(type="Step", attributes={"n": 1})``, routed by ``type``.
+
+An untyped event whose type string belongs to a typed class is turned into that class when it is
+sent, so an action declared with ``@action(Step)`` always receives a ``Step``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any, ClassVar
+from uuid import UUID, SafeUUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChatRequestEvent",
+    "ChatResponseEvent",
+    "Event",
+    "EventType",
+    "InputEvent",
+    "OutputEvent",
+    "ToolRequestEvent",
+    "ToolResponseEvent",
+    "event_type_of",
+    "typed_event_class",
+]
+
+_ModelMetaclass = type(BaseModel)
+
+_VERSION_4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_4_SET = (4 << 76) | (0x8000 << 48)
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_random_bits = random.getrandbits
+_UNKNOWN_SAFETY = SafeUUID.unknown
+
+
+def new_event_id() -> UUID:
+    """A random (version 4) UUID for an event id, at half the cost of ``uuid.uuid4()``.
+
+    Event ids need uniqueness, not secrecy, so the bits come from ``random`` (reseeded in forked
+    children) instead of ``os.urandom``, and the UUID is assembled without re-validating them.
+    """
+    event_id = _new_object(UUID)
+    _set_slot(event_id, "int", (_random_bits(128) & _VERSION_4_CLEAR) | _VERSION_4_SET)
+    _set_slot(event_id, "is_safe", _UNKNOWN_SAFETY)
+    return event_id
+
+
+# Type string -> typed Event subclass, filled as subclasses are defined.
+_TYPED_EVENTS: dict[str, type[Event]] = {}
+
+
+def _class_type_string(namespace: dict[str, Any]) -> str:
+    declared = namespace.get("EVENT_TYPE")
+    if isinstance(declared, str) and declared:
+        return declared
+    return f"{namespace['__module__']}.{namespace['__qualname__']}"
+
+
+class _EventMeta(_ModelMetaclass):  # type: ignore[misc, valid-type]
+    """Gives every typed subclass a ``type`` default equal to its type string.
+
+    Doing it when the class is created keeps event construction as cheap as a plain pydantic
+    model: no custom ``__init__`` or validator runs per event.
+    """
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any):
+        is_subclass = any(isinstance(base, _EventMeta) for base in bases)
+        annotations = namespace.setdefault("__annotations__", {})
+        if is_subclass and "type" not in annotations:
+            annotations["type"] = "str"
+            namespace["type"] = _class_type_string(namespace)
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        if is_subclass:
+            _TYPED_EVENTS[cls.model_fields["type"].default] = cls
+        return cls
+
+
+class Event(BaseModel, metaclass=_EventMeta):
+    """An event. Subclass it with typed fields, or use it directly with ``type`` and
+    ``attributes``.
+
+    Extra keyword fields are allowed and kept (``Event(type="x", note="hi").note``).
+    """
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+    EVENT_TYPE: ClassVar[str | None] = None
+
+    id: UUID = Field(default_factory=new_event_id)
+    type: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def event_type(cls) -> str:
+        """The type string events of this class are routed by."""
+        if cls is Event:
+            raise TypeError("Event itself has no fixed type string; pass type=... per event")
+        return cls.model_fields["type"].default
+
+    def get_type(self) -> str:
+        """The type string this event is routed by."""
+        return self.type
+
+    def get_attr(self, name: str) -> Any:
+        """An attribute by name: from ``attributes``, else a field of the same name, else None."""
+        if name in self.attributes:
+            return self.attributes[name]
+        return getattr(self, name, None)
+
+    def set_attr(self, name: str, value: Any) -> None:
+        """Set an entry of ``attributes``."""
+        self.attributes[name] = value
+
+    @classmethod
+    def from_event(cls, event: Event) -> Event:
+        """This class's view of ``event``: itself if it already is one, else rebuilt from the
+        event's fields and attributes."""
+        if isinstance(event, cls):
+            return event
+        data = event.model_dump(exclude={"type"})
+        data.update(data.pop("attributes", {}))
+        data["id"] = event.id
+        if cls is not Event:
+            data["type"] = cls.event_type()
+        else:
+            data = {"id": event.id, "type": event.type, "attributes": dict(event.attributes)}
+        return cls.model_validate(data)
+
+    @classmethod
+    def from_json(cls, json_str: str | bytes) -> Event:
+        """Rebuild an event from ``model_dump_json()`` output, as its typed class if known."""
+        data = json.loads(json_str)
+        if not isinstance(data, dict) or not data.get("type"):
+            raise ValueError("Event JSON must be an object with a non-empty 'type' field")
+        target = _TYPED_EVENTS.get(data["type"], cls) if cls is Event else cls
+        return target.model_validate(data)
+
+
+def typed_event_class(type_string: str) -> type[Event] | None:
+    """The typed Event subclass registered for a type string, if any."""
+    return _TYPED_EVENTS.get(type_string)
+
+
+def event_type_of(trigger: Any) -> str:
+    """The type string of an action trigger: an Event subclass or a string."""
+    if isinstance(trigger, str):
+        return trigger
+    if isinstance(trigger, type) and issubclass(trigger, Event) and trigger is not Event:
+        return trigger.event_type()
+    raise TypeError(f"{trigger!r} is not an Event subclass or an event-type string")
+
+
+class InputEvent(Event):
+    """The event that starts a run: carries one input value."""
+
+    EVENT_TYPE: ClassVar[str] = "_input_event"
+    input: Any = None
+
+
+class OutputEvent(Event):
+    """An output of the run. Each one becomes one ``{key: output}`` entry."""
+
+    EVENT_TYPE: ClassVar[str] = "_output_event"
+    output: Any = None
+
+
+class ChatRequestEvent(Event):
+    """Ask a chat model (by resource name) to answer ``messages``."""
+
+    EVENT_TYPE: ClassVar[str] = "_chat_request_event"
+    model: str
+    messages: list[Any] = Field(default_factory=list)
+    prompt_args: dict[str, Any] = Field(default_factory=dict)
+    output_schema: Any = None
+
+
+class ChatResponseEvent(Event):
+    """A chat model's answer to the request with id ``request_id``."""
+
+    EVENT_TYPE: ClassVar[str] = "_chat_response_event"
+    request_id: UUID
+    response: Any = None
+    retry_count: int = 0
+    total_retry_wait_sec: float = 0
+
+
+class ToolRequestEvent(Event):
+    """Ask for tool calls made by a model."""
+
+    EVENT_TYPE: ClassVar[str] = "_tool_request_event"
+    model: str
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ToolResponseEvent(Event):
+    """The results of the tool calls of request ``request_id``."""
+
+    EVENT_TYPE: ClassVar[str] = "_tool_response_event"
+    request_id: UUID
+    responses: dict[UUID, Any] = Field(default_factory=dict)
+    external_ids: dict[UUID, str | None] = Field(default_factory=dict)
+
+
+class EventType:
+    """The type strings of the built-in events, for ``@action(EventType.InputEvent)``."""
+
+    InputEvent = InputEvent.EVENT_TYPE
+    OutputEvent = OutputEvent.EVENT_TYPE
+    ChatRequestEvent = ChatRequestEvent.EVENT_TYPE
+    ChatResponseEvent = ChatResponseEvent.EVENT_TYPE
+    ToolRequestEvent = ToolRequestEvent.EVENT_TYPE
+    ToolResponseEvent = ToolResponseEvent.EVENT_TYPE

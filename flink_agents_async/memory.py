@@ -1,0 +1,400 @@
+"""Sensory and short-term memory: ``MemoryObject``, ``MemoryRef`` and their backing store.
+
+A memory is a tree of objects addressed by dot-separated paths. It is kept flat: one dict from the
+full path of every field to either a value or an ``_ObjectNode`` that lists the names of its
+children. Flat keys make each write touch exactly one entry, which is what a run needs to be
+atomic: while a run is open, writes go to an *overlay* dict that reads consult first. Commit folds
+the overlay into the base and hands it back as the run's delta (what a journal records); rollback
+drops it, leaving the key exactly as before the run.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ._guard import ensure_not_durable
+
+if TYPE_CHECKING:
+    from .context import RunnerContext
+
+__all__ = ["MemoryObject", "MemoryRef", "MemoryStore", "MemoryType"]
+
+
+class MemoryType(StrEnum):
+    """Which memory a ``MemoryRef`` points into. Members compare equal to plain strings."""
+
+    SENSORY = "sensory"
+    SHORT_TERM = "short_term"
+
+
+class MemoryRef(BaseModel):
+    """A reference to a field of a memory, small enough to carry inside an event.
+
+    ``MemoryObject.set`` returns one; ``ref.resolve(ctx)`` or ``memory.get(ref)`` reads the value.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    memory_type: MemoryType = MemoryType.SHORT_TERM
+    path: str
+
+    @staticmethod
+    def create(memory_type: MemoryType | str, path: str) -> MemoryRef:
+        """Build a reference to ``path`` (absolute, dot-separated) in ``memory_type``."""
+        return MemoryRef(memory_type=MemoryType(memory_type), path=path)
+
+    def resolve(self, ctx: RunnerContext) -> Any:
+        """Read the referenced value through the memories of ``ctx``."""
+        if self.memory_type == MemoryType.SENSORY:
+            return ctx.sensory_memory.get(self)
+        return ctx.short_term_memory.get(self)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference(memory_type: MemoryType, path: str) -> MemoryRef:
+    # MemoryRef is frozen, so one instance per path can be handed out again and again.
+    return MemoryRef(memory_type=memory_type, path=path)
+
+
+class _ObjectNode:
+    """A nested object: the ordered names of its children (a dict used as an ordered set)."""
+
+    __slots__ = ("children",)
+
+    def __init__(self, children: dict[str, None] | None = None) -> None:
+        self.children: dict[str, None] = children if children is not None else {}
+
+    def with_child(self, name: str) -> _ObjectNode:
+        # Copy-on-write, so that a rolled-back run leaves the committed node untouched.
+        children = dict(self.children)
+        children[name] = None
+        return _ObjectNode(children)
+
+    def __repr__(self) -> str:
+        return f"_ObjectNode({list(self.children)})"
+
+
+_MISSING: Any = object()
+_DELETED: Any = object()
+_ROOT = ""
+_SCALAR_TYPES = frozenset({type(None), bool, int, float, str, bytes})
+
+_CONVERSION_HINTS: dict[str, str] = {
+    "tuple": "convert it with list(value)",
+    "set": "convert it with sorted(value) or list(value)",
+    "frozenset": "convert it with sorted(value) or list(value)",
+    "datetime": "store value.isoformat() and parse it back when reading",
+    "date": "store value.isoformat() and parse it back when reading",
+    "time": "store value.isoformat() and parse it back when reading",
+    "UUID": "store str(value)",
+    "Decimal": "store str(value) (or float(value) if precision does not matter)",
+    "bytearray": "convert it with bytes(value)",
+}
+
+
+def _conversion_hint(value: Any) -> str:
+    from enum import Enum
+
+    type_name = type(value).__name__
+    if type_name in _CONVERSION_HINTS:
+        return _CONVERSION_HINTS[type_name]
+    if isinstance(value, BaseModel):
+        return "store value.model_dump() (a dict) and rebuild the model when reading"
+    if isinstance(value, Enum):
+        return "store value.value"
+    if hasattr(value, "__dataclass_fields__"):
+        return "store dataclasses.asdict(value) and rebuild it when reading"
+    return "convert it to None, bool, int, float, str, bytes, a list or a dict with str keys"
+
+
+def owned_copy(value: Any, path: str) -> Any:
+    """Validate a memory value and return a copy the memory can own.
+
+    Values must be recursively None/bool/int/float/str/bytes, lists, or dicts with str keys.
+    Copying detaches the stored value from the caller's object, so a later mutation of that
+    object cannot change memory behind the run's back.
+    """
+    value_type = type(value)
+    if value_type in _SCALAR_TYPES:
+        return value
+    if value_type is list:
+        return [owned_copy(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    if value_type is dict:
+        copied = {}
+        for field, item in value.items():
+            if type(field) is not str:
+                raise TypeError(
+                    f"memory value at {path!r} is a dict with a {type(field).__name__} key "
+                    f"{field!r}; memory dict keys must be str: convert the key with str(key)"
+                )
+            copied[field] = owned_copy(item, f"{path}.{field}")
+        return copied
+    raise TypeError(
+        f"memory value at {path!r} has type {value_type.__module__}.{value_type.__qualname__}, "
+        f"which memory cannot hold: {_conversion_hint(value)}"
+    )
+
+
+def _detached(value: Any) -> Any:
+    """A copy of a stored value for a reader, so that mutating it cannot change memory."""
+    value_type = type(value)
+    if value_type is list:
+        return [_detached(item) for item in value]
+    if value_type is dict:
+        return {field: _detached(item) for field, item in value.items()}
+    return value
+
+
+def _join(prefix: str, path: str) -> str:
+    return f"{prefix}.{path}" if prefix else path
+
+
+def _validate_path(path: Any, operation: str) -> str:
+    if type(path) is not str:
+        raise TypeError(
+            f"memory {operation}() takes a dot-separated str path or a MemoryRef, "
+            f"got {type(path).__name__} {path!r}"
+        )
+    if not path or (("." in path) and any(not part for part in path.split("."))):
+        raise ValueError(
+            f"memory path {path!r} passed to {operation}() is not a valid dot-separated path: "
+            "it must be non-empty and have no empty segments (like 'a..b' or '.a')"
+        )
+    return path
+
+
+class MemoryStore:
+    """The flat backing store of one memory (sensory or short-term) of one key.
+
+    ``begin()`` opens a transaction: writes go to an overlay until ``commit()`` folds them in (and
+    returns them as the delta) or ``rollback()`` drops them.
+    """
+
+    __slots__ = ("_base", "_overlay", "memory_type")
+
+    def __init__(self, memory_type: MemoryType, entries: dict[str, Any] | None = None) -> None:
+        self.memory_type = memory_type
+        self._base: dict[str, Any] = entries if entries is not None else {_ROOT: _ObjectNode()}
+        self._overlay: dict[str, Any] | None = None
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def begin(self) -> None:
+        self._overlay = {}
+
+    def commit(self) -> dict[str, Any]:
+        """Fold the open transaction into the base; returns its writes (``None`` = deleted)."""
+        overlay, self._overlay = self._overlay or {}, None
+        base = self._base
+        delta: dict[str, Any] = {}
+        for path, entry in overlay.items():
+            if entry is _DELETED:
+                base.pop(path, None)
+                delta[path] = None
+            else:
+                base[path] = entry
+                delta[path] = entry
+        return delta
+
+    def rollback(self) -> None:
+        self._overlay = None
+
+    def clear(self) -> None:
+        self._base = {_ROOT: _ObjectNode()}
+        self._overlay = None
+
+    def is_empty(self) -> bool:
+        root = self._lookup(_ROOT)
+        return not root.children
+
+    # -- raw entry access -------------------------------------------------------------------
+
+    def _lookup(self, path: str) -> Any:
+        overlay = self._overlay
+        if overlay is not None:
+            entry = overlay.get(path, _MISSING)
+            if entry is not _MISSING:
+                return _MISSING if entry is _DELETED else entry
+        return self._base.get(path, _MISSING)
+
+    def _write(self, path: str, entry: Any) -> None:
+        target = self._overlay if self._overlay is not None else self._base
+        target[path] = entry
+
+    def _delete_subtree(self, path: str) -> None:
+        entry = self._lookup(path)
+        if isinstance(entry, _ObjectNode):
+            for child in entry.children:
+                self._delete_subtree(_join(path, child))
+        if self._overlay is not None:
+            self._overlay[path] = _DELETED
+        else:
+            self._base.pop(path, None)
+
+    def _ensure_parents(self, path: str) -> None:
+        """Create the missing objects above ``path`` and register it with its parent."""
+        parent, _, name = path.rpartition(".")
+        parent_entry = self._lookup(parent)
+        if parent_entry is _MISSING:
+            self._ensure_parents(parent)
+            parent_entry = _ObjectNode()
+        elif not isinstance(parent_entry, _ObjectNode):
+            raise ValueError(
+                f"cannot write memory path {path!r}: {parent!r} holds a value, not an object; "
+                f"use new_object({parent!r}, overwrite=True) to replace it with an object"
+            )
+        if name not in parent_entry.children:
+            self._write(parent, parent_entry.with_child(name))
+
+    # -- operations used by MemoryObject ----------------------------------------------------
+
+    def get(self, path: str) -> Any:
+        entry = self._lookup(path)
+        if entry is _MISSING:
+            return None
+        if isinstance(entry, _ObjectNode):
+            return MemoryObject(self, path)
+        return _detached(entry)
+
+    def set(self, path: str, value: Any) -> MemoryRef:
+        stored = owned_copy(value, path)
+        existing = self._lookup(path)
+        if isinstance(existing, _ObjectNode):
+            raise ValueError(
+                f"cannot set memory path {path!r} to a value: it holds a nested object; use "
+                f"new_object({path!r}, overwrite=True) first if you mean to replace the object"
+            )
+        if existing is _MISSING:
+            self._ensure_parents(path)
+        self._write(path, stored)
+        return _reference(self.memory_type, path)
+
+    def new_object(self, path: str, overwrite: bool) -> MemoryObject:
+        existing = self._lookup(path)
+        if existing is not _MISSING:
+            if not overwrite:
+                kind = "an object" if isinstance(existing, _ObjectNode) else "a value"
+                raise ValueError(
+                    f"cannot create a memory object at {path!r}: it already holds {kind}; "
+                    "pass overwrite=True to replace it"
+                )
+            self._delete_subtree(path)
+        else:
+            self._ensure_parents(path)
+        self._write(path, _ObjectNode())
+        return MemoryObject(self, path)
+
+    def exists(self, path: str) -> bool:
+        return self._lookup(path) is not _MISSING
+
+    def children(self, path: str) -> list[str]:
+        # Sorted, as upstream does: the order then does not depend on how a host stores state.
+        entry = self._lookup(path)
+        return sorted(entry.children) if isinstance(entry, _ObjectNode) else []
+
+    # -- snapshots (used by stores that persist a key's state) ------------------------------
+
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """The committed state as plain data: ``({path: value}, {object path: [children]})``."""
+        values: dict[str, Any] = {}
+        objects: dict[str, list[str]] = {}
+        for path, entry in self._base.items():
+            if isinstance(entry, _ObjectNode):
+                objects[path] = list(entry.children)
+            else:
+                values[path] = entry
+        return values, objects
+
+    @classmethod
+    def from_snapshot(
+        cls, memory_type: MemoryType, values: dict[str, Any], objects: dict[str, list[str]]
+    ) -> MemoryStore:
+        entries: dict[str, Any] = dict(values)
+        for path, children in objects.items():
+            entries[path] = _ObjectNode(dict.fromkeys(children))
+        entries.setdefault(_ROOT, _ObjectNode())
+        return cls(memory_type, entries)
+
+
+class MemoryObject:
+    """A view of one object in a memory: read and write its fields by relative dotted path.
+
+    Values are recursively None/bool/int/float/str/bytes, lists, or dicts with str keys; a value
+    of any other type is rejected by ``set`` with a ``TypeError`` naming the path and how to
+    convert it, and the memory is left unchanged.
+    """
+
+    __slots__ = ("_prefix", "_store")
+
+    def __init__(self, store: MemoryStore, prefix: str = _ROOT) -> None:
+        self._store = store
+        self._prefix = prefix
+
+    @property
+    def memory_type(self) -> MemoryType:
+        return self._store.memory_type
+
+    def _absolute(self, path: str, operation: str) -> str:
+        return _join(self._prefix, _validate_path(path, operation))
+
+    def get(self, path_or_ref: str | MemoryRef) -> Any:
+        """The value at a relative path (or a ``MemoryRef``): a value, a nested
+        ``MemoryObject``, or ``None`` when nothing is there."""
+        ensure_not_durable("reading memory")
+        if isinstance(path_or_ref, MemoryRef):
+            if path_or_ref.memory_type != self._store.memory_type:
+                raise ValueError(
+                    f"{path_or_ref!r} points into {path_or_ref.memory_type.value} memory, "
+                    f"not {self._store.memory_type.value} memory: use ref.resolve(ctx)"
+                )
+            return self._store.get(_validate_path(path_or_ref.path, "get"))
+        return self._store.get(self._absolute(path_or_ref, "get"))
+
+    def set(self, path: str, value: Any) -> MemoryRef:
+        """Store ``value`` at a relative path, creating missing parent objects.
+
+        Returns a ``MemoryRef`` to the field. A rejected value changes nothing.
+        """
+        ensure_not_durable("writing memory")
+        return self._store.set(self._absolute(path, "set"), value)
+
+    def new_object(self, path: str, *, overwrite: bool = False) -> MemoryObject:
+        """Create a nested object at a relative path and return it.
+
+        Raises ``ValueError`` if something is already there, unless ``overwrite=True``.
+        """
+        ensure_not_durable("writing memory")
+        return self._store.new_object(self._absolute(path, "new_object"), overwrite)
+
+    def is_exist(self, path: str) -> bool:
+        """Whether a value or an object exists at a relative path."""
+        ensure_not_durable("reading memory")
+        return self._store.exists(self._absolute(path, "is_exist"))
+
+    def get_field_names(self) -> list[str]:
+        """The names of this object's direct fields, sorted."""
+        ensure_not_durable("reading memory")
+        return self._store.children(self._prefix)
+
+    def get_fields(self) -> dict[str, Any]:
+        """This object's direct fields: values, with nested objects as ``MemoryObject``."""
+        ensure_not_durable("reading memory")
+        return {
+            name: self._store.get(_join(self._prefix, name))
+            for name in self._store.children(self._prefix)
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """This object and everything below it as plain nested dicts (a detached copy)."""
+        return {
+            name: (value.to_dict() if isinstance(value, MemoryObject) else value)
+            for name, value in self.get_fields().items()
+        }
+
+    def __repr__(self) -> str:
+        where = self._prefix or "<root>"
+        return f"MemoryObject({self._store.memory_type.value}:{where})"

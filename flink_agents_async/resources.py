@@ -1,0 +1,258 @@
+"""Resources: what actions fetch with ``ctx.get_resource(name, type)``.
+
+An agent (or environment) declares a resource as a ready instance or as a ``ResourceDescriptor``
+(a class plus constructor arguments). The runtime creates each descriptor's instance lazily, the
+first time any key asks for it, opens it, shares it across all keys, and closes it at shutdown.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from .errors import ResourceError
+
+if TYPE_CHECKING:
+    from .metrics import MetricGroup
+
+__all__ = [
+    "FunctionTool",
+    "Resource",
+    "ResourceDescriptor",
+    "ResourceNotFoundError",
+    "ResourceType",
+    "SerializableResource",
+]
+
+
+class ResourceType(Enum):
+    """The kinds of resource an agent can declare."""
+
+    CHAT_MODEL = "chat_model"
+    CHAT_MODEL_CONNECTION = "chat_model_connection"
+    TOOL = "tool"
+    EMBEDDING_MODEL = "embedding_model"
+    EMBEDDING_MODEL_CONNECTION = "embedding_model_connection"
+    VECTOR_STORE = "vector_store"
+    PROMPT = "prompt"
+    MCP_SERVER = "mcp_server"
+
+
+class ResourceNotFoundError(ResourceError, KeyError):
+    """No resource of that name and type was declared."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class Resource(BaseModel):
+    """Base class of resources that the runtime creates from a ``ResourceDescriptor``.
+
+    Subclasses say what they are with ``resource_type()``. ``open()`` runs once after creation,
+    ``close()`` once at shutdown. ``get_resource`` lets a resource look up its siblings.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    get_resource: Callable[[str, ResourceType], Any] | None = Field(default=None, exclude=True)
+    _metric_group: MetricGroup | None = PrivateAttr(default=None)
+
+    @classmethod
+    def resource_type(cls) -> ResourceType:
+        raise NotImplementedError(f"{cls.__name__} must implement resource_type()")
+
+    def set_metric_group(self, metric_group: MetricGroup | None) -> None:
+        self._metric_group = metric_group
+
+    @property
+    def metric_group(self) -> MetricGroup | None:
+        return self._metric_group
+
+    def open(self) -> None:
+        """Called once, after the runtime created the resource."""
+
+    def close(self) -> None:
+        """Called once, when the runtime shuts down."""
+
+
+class SerializableResource(Resource):
+    """A resource whose fields are plain data, declared as a ready instance."""
+
+
+class ResourceDescriptor(BaseModel):
+    """How to build a resource: a class (or its ``"module.Class"`` path) and its arguments.
+
+    ``ResourceDescriptor(clazz=MyModel, base_url="...")`` or
+    ``ResourceDescriptor(clazz="pkg.mod.MyModel", arguments={"base_url": "..."})``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    target_module: str
+    target_clazz: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    _clazz: type | None = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        *,
+        clazz: type | str | None = None,
+        target_module: str | None = None,
+        target_clazz: str | None = None,
+        arguments: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        resolved: type | None = None
+        if isinstance(clazz, type):
+            resolved = clazz
+            target_module, target_clazz = clazz.__module__, clazz.__qualname__
+        elif isinstance(clazz, str):
+            target_module, _, target_clazz = clazz.rpartition(".")
+        if not target_module or not target_clazz:
+            raise ValueError(
+                "ResourceDescriptor needs the resource class: pass clazz=TheClass or "
+                "clazz='package.module.TheClass'"
+            )
+        merged = dict(arguments or {})
+        merged.update(kwargs)
+        super().__init__(target_module=target_module, target_clazz=target_clazz, arguments=merged)
+        self._clazz = resolved
+
+    @property
+    def clazz(self) -> type:
+        """The resource class, imported on first use."""
+        if self._clazz is None:
+            try:
+                module = importlib.import_module(self.target_module)
+                target: Any = module
+                for part in self.target_clazz.split("."):
+                    target = getattr(target, part)
+            except (ImportError, AttributeError) as error:
+                raise ResourceError(
+                    f"cannot import resource class {self.target_module}.{self.target_clazz}: "
+                    f"{error}"
+                ) from error
+            self._clazz = target
+        return self._clazz
+
+
+class FunctionTool(SerializableResource):
+    """A plain Python function offered as a tool (what ``@tool`` declares)."""
+
+    func: Callable[..., Any] = Field(exclude=True)
+    name: str
+    description: str = ""
+
+    @classmethod
+    def resource_type(cls) -> ResourceType:
+        return ResourceType.TOOL
+
+    @classmethod
+    def from_callable(cls, func: Callable[..., Any]) -> FunctionTool:
+        return cls(func=func, name=func.__name__, description=inspect.getdoc(func) or "")
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+
+class ResourceCache:
+    """Creates declared resources lazily, once per runtime, and closes them at shutdown.
+
+    Thread-safe, because a durable function running in the thread pool may ask for one too.
+    """
+
+    def __init__(
+        self,
+        declarations: dict[tuple[ResourceType, str], Any],
+        metric_group: MetricGroup | None = None,
+    ) -> None:
+        self._declarations = declarations
+        self._instances: dict[tuple[ResourceType, str], Any] = {}
+        self._lock = threading.RLock()
+        self._metric_group = metric_group
+        self._closed = False
+
+    def get(self, name: str, resource_type: ResourceType | str) -> Any:
+        slot = (_as_resource_type(resource_type), name)
+        instance = self._instances.get(slot)
+        if instance is not None:
+            return instance
+        with self._lock:
+            if slot in self._instances:
+                return self._instances[slot]
+            if self._closed:
+                raise ResourceError(f"resource {name!r} requested after the runtime closed")
+            if slot not in self._declarations:
+                known = sorted(f"{kind.value}:{known}" for kind, known in self._declarations)
+                raise ResourceNotFoundError(
+                    f"Resource not found: {name!r} of type {slot[0].value}; declared: "
+                    f"{', '.join(known) or 'none'}"
+                )
+            instance = self._create(slot, self._declarations[slot])
+            self._instances[slot] = instance
+            return instance
+
+    def _create(self, slot: tuple[ResourceType, str], declaration: Any) -> Any:
+        resource_type, name = slot
+        try:
+            if isinstance(declaration, ResourceDescriptor):
+                instance = _instantiate(declaration, self.get)
+            else:
+                instance = declaration
+                if isinstance(instance, Resource) and instance.get_resource is None:
+                    instance.get_resource = self.get
+            if isinstance(instance, Resource) and self._metric_group is not None:
+                instance.set_metric_group(self._metric_group.get_sub_group(name))
+            opener = getattr(instance, "open", None)
+            if callable(opener):
+                opener()
+        except ResourceError:
+            raise
+        except Exception as error:
+            raise ResourceError(
+                f"cannot create resource {name!r} of type {resource_type.value}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        return instance
+
+    def close(self) -> list[BaseException]:
+        """Close every created resource; returns the errors instead of stopping at the first."""
+        with self._lock:
+            self._closed = True
+            instances, self._instances = list(self._instances.values()), {}
+        errors: list[BaseException] = []
+        for instance in reversed(instances):
+            closer = getattr(instance, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception as error:  # keep closing the others
+                    errors.append(error)
+        return errors
+
+
+def _as_resource_type(value: ResourceType | str) -> ResourceType:
+    if isinstance(value, ResourceType):
+        return value
+    try:
+        return ResourceType(value)
+    except ValueError:
+        valid = ", ".join(kind.value for kind in ResourceType)
+        raise ResourceError(f"{value!r} is not a resource type; use one of: {valid}") from None
+
+
+def _instantiate(descriptor: ResourceDescriptor, get_resource: Callable[..., Any]) -> Any:
+    clazz = descriptor.clazz
+    arguments = dict(descriptor.arguments)
+    if isinstance(clazz, type) and issubclass(clazz, Resource):
+        arguments.setdefault("get_resource", get_resource)
+    return clazz(**arguments)

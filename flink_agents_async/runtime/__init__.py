@@ -1,0 +1,1 @@
+"""The embedded runtime: runs, actors, the actor system and the local host."""

@@ -1,0 +1,241 @@
+"""The local (asyncio) host: ``from_list`` / ``from_iterable`` -> ``apply`` -> ``execute``.
+
+``execute()`` feeds every input to the actor system in source order, waits until every run has
+finished, closes the resources, and then raises one ``ExecutionError`` listing every failed run.
+Called from synchronous code (as upstream Flink Agents scripts do), it runs its own event loop;
+from async code it returns a coroutine to await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable
+from typing import Any
+
+from ..agent import Agent, AgentPlan
+from ..config import AgentExecutionOptions, Configuration
+from ..environment import AgentBuilder, AgentsExecutionEnvironment
+from ..errors import ExecutionError
+from .inputs import read_source, validate_list
+from .system import ActorSystem
+
+__all__ = ["LocalAgentBuilder", "LocalExecutionEnvironment"]
+
+# Keyword arguments of get_execution_environment() and the configuration keys they set.
+_KWARG_OPTIONS = {
+    "num_async_threads": AgentExecutionOptions.NUM_ASYNC_THREADS.key,
+    "error_handling_strategy": AgentExecutionOptions.ERROR_HANDLING_STRATEGY.key,
+    "max_retries": AgentExecutionOptions.MAX_RETRIES.key,
+    "mailbox_capacity": AgentExecutionOptions.MAILBOX_CAPACITY.key,
+}
+
+# Inputs dispatched between two yields to the loop, so that a batch of runs that never await
+# cannot starve the other tasks of the program (an outputs() consumer, a web server).
+_YIELD_EVERY = 64
+
+_DONE = object()
+
+
+class _OutputStream:
+    """One subscriber of a builder's outputs: a queue filled by commits, drained by ``get``."""
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
+class LocalAgentBuilder(AgentBuilder):
+    """Inputs of the local environment, the agent applied to them, and where outputs go."""
+
+    def __init__(self, env: LocalExecutionEnvironment, source: Any) -> None:
+        self._env = env
+        self._source = source
+        self._plan: AgentPlan | None = None
+        self._output_list: list[dict[Any, Any]] | None = None
+        self._streams: list[_OutputStream] = []
+        self._system: ActorSystem | None = None
+
+    def apply(self, agent: Agent) -> LocalAgentBuilder:
+        """Validate ``agent`` (raises ``AgentDefinitionError`` naming the culprit) and use it."""
+        if self._plan is not None:
+            raise RuntimeError("this builder already has an agent: apply() takes one agent")
+        self._plan = AgentPlan.from_agent(agent, self._env.resources)
+        return self
+
+    def to_list(self) -> list[dict[Any, Any]]:
+        """The list that ``execute()`` fills with ``{key: output}`` in emission order."""
+        if self._output_list is None:
+            if self._env.started:
+                raise RuntimeError(
+                    "to_list() was first called after execute() started; call it before, so the "
+                    "outputs are collected"
+                )
+            self._output_list = []
+        return self._output_list
+
+    def outputs(self) -> AsyncIterator[tuple[Hashable, Any]]:
+        """Every output as ``(key, output)``, as runs commit.
+
+        Iterate it while ``execute()`` runs (e.g. in a task group), or on its own: if the
+        environment has not started when iteration begins, the iterator runs it, and raises its
+        ``ExecutionError`` (if any) after the last output.
+        """
+        if self._env.finished:
+            raise RuntimeError(
+                "outputs() was called after execute() finished; call it before or while "
+                "execute() runs, or use to_list()"
+            )
+        stream = _OutputStream()
+        self._streams.append(stream)
+        return self._iterate(stream)
+
+    async def _iterate(self, stream: _OutputStream) -> AsyncIterator[tuple[Hashable, Any]]:
+        driver: asyncio.Task[None] | None = None
+        if not self._env.started:
+            driver = asyncio.ensure_future(self._env._execute())
+        try:
+            while True:
+                item = await stream.get()
+                if item is _DONE:
+                    break
+                yield item
+            if driver is not None:
+                await driver
+        finally:
+            self._streams.remove(stream)
+            if driver is not None and not driver.done():
+                driver.cancel()
+                await asyncio.gather(driver, return_exceptions=True)
+
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot of the agent's metrics (empty before ``execute()`` starts)."""
+        return self._system.metrics_snapshot() if self._system is not None else {}
+
+    def _emit(self, key: Hashable, output: Any) -> None:
+        if self._output_list is not None:
+            self._output_list.append({key: output})
+        for stream in self._streams:
+            stream.put((key, output))
+
+    async def _run(self, config: Configuration) -> None:
+        if self._plan is None:
+            raise RuntimeError("nothing to execute: call apply(agent) on the builder first")
+        source = self._source
+        if isinstance(source, list | tuple):
+            # Reject a malformed batch before any item runs (the list is read only now, so that
+            # items appended after from_list() are included, as upstream does).
+            source = [
+                (index, key, value) for index, (key, value) in enumerate(validate_list(source))
+            ]
+        system = self._system = ActorSystem(self._plan, config)
+        system.sinks.append(self._emit)
+        try:
+            dispatched = 0
+            async for index, key, value in _items(source):
+                await system.dispatch(key, value, index)
+                dispatched += 1
+                if dispatched % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            await system.join()
+        finally:
+            await system.aclose()
+            for stream in self._streams:
+                stream.put(_DONE)
+        if system.failures:
+            raise ExecutionError(system.failures)
+
+
+async def _items(source: Any) -> AsyncIterator[tuple[int, Hashable, Any]]:
+    if isinstance(source, list):  # already validated (index, key, value) triples
+        for triple in source:
+            yield triple
+    else:
+        async for triple in read_source(source):
+            yield triple
+
+
+class LocalExecutionEnvironment(AgentsExecutionEnvironment):
+    """Runs agents on the asyncio event loop of this process, one actor per key."""
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        unknown = sorted(set(kwargs) - set(_KWARG_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"get_execution_environment() got unknown keyword argument(s) {unknown}; valid: "
+                f"{sorted(_KWARG_OPTIONS)} and config={{...}}"
+            )
+        if config:
+            self._config.update(config)
+        for name, value in kwargs.items():
+            self._config.update({_KWARG_OPTIONS[name]: value})
+        self._builder: LocalAgentBuilder | None = None
+        self.started = False
+        self.finished = False
+
+    def from_list(self, input: list[dict[str, Any]]) -> LocalAgentBuilder:
+        """Inputs from a list of dicts. The list is read when ``execute()`` starts, so items
+        appended before then are included; a malformed item is rejected before any runs."""
+        if not isinstance(input, list | tuple):
+            raise TypeError(f"from_list() takes a list of dicts, got {type(input).__name__}")
+        return self._set_source(input)
+
+    def from_iterable(self, input: Iterable[Any] | Any) -> LocalAgentBuilder:
+        """Inputs from an iterable or async iterable of dicts, read as ``execute()`` goes."""
+        return self._set_source(input)
+
+    def _set_source(self, source: Any) -> LocalAgentBuilder:
+        if self._builder is not None:
+            raise RuntimeError(
+                "this environment already has its inputs: call from_list()/from_iterable() once "
+                "per environment"
+            )
+        self._builder = LocalAgentBuilder(self, source)
+        return self._builder
+
+    def execute(self) -> Coroutine[Any, Any, None] | None:  # type: ignore[override]
+        """Run every input to completion.
+
+        ``await env.execute()`` in async code. Called without a running event loop (a plain
+        script), it runs one itself and returns when done. Raises ``ExecutionError`` listing
+        every failed run after all other inputs finished.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self._execute())
+            return None
+        return self._execute()
+
+    async def _execute(self) -> None:
+        if self.started:
+            raise RuntimeError("this environment was already executed; create a new one")
+        if self._builder is None:
+            raise RuntimeError(
+                "nothing to execute: call env.from_list(...).apply(agent) (or from_iterable) first"
+            )
+        self.started = True
+        try:
+            await self._builder._run(self._config)
+        finally:
+            self.finished = True
+
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot of the agent's metrics: ``{"numOfEventProcessed": ..., ...}``."""
+        return self._builder.metrics() if self._builder is not None else {}

@@ -1,0 +1,310 @@
+"""A run: one input of one key, carried through the agent's actions until nothing is left.
+
+Events are routed from one FIFO queue in the order they were sent; each goes to every listening
+action in plan order. A sync action runs inline. An action that returns an awaitable (``async
+def``) becomes a task of the run, and the queue keeps moving while it awaits: whatever it sends is
+routed on the next loop turn. The run is over when the queue is empty and no action task or
+durable call of it is in flight.
+
+A run that completes without awaiting anything never leaves the caller's stack: no task, no loop
+round trip. That is what makes plain synchronous agents cheap.
+
+The first exception of an action fails the run: its other tasks are cancelled, queued events are
+dropped, and once everything has stopped the actor rolls the key back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from ..context import ActionContext
+from ..durable import DurableCall, Outcome, make_call, run_async, run_sync
+from ..errors import ActionFailedError
+from ..events import Event, InputEvent, OutputEvent, typed_event_class
+from ..memory import MemoryObject, MemoryStore, MemoryType
+
+if TYPE_CHECKING:
+    from ..agent import ActionSpec
+    from ..durable import CallRecorder
+    from .actor import Actor, InputItem
+    from .system import ActorSystem
+
+__all__ = ["Run"]
+
+_OUTPUT_TYPE = OutputEvent.EVENT_TYPE
+
+
+def _normalized(event: Event) -> Event:
+    """An untyped event whose type string belongs to a typed class, as that class."""
+    if type(event) is not Event:
+        return event
+    typed = typed_event_class(event.type)
+    if typed is None:
+        return event
+    try:
+        return typed.from_event(event)
+    except Exception as error:
+        raise TypeError(
+            f"event of type {event.type!r} cannot be read as {typed.__qualname__}: {error}"
+        ) from error
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+class Run:
+    """One input of one key going through the plan. Created and finished by its ``Actor``."""
+
+    __slots__ = (
+        "_sensory_view",
+        "actor",
+        "attempt",
+        "failure",
+        "finished",
+        "inflight",
+        "item",
+        "key",
+        "loop",
+        "next_slot",
+        "number",
+        "on_done",
+        "outputs",
+        "pending",
+        "pump_scheduled",
+        "pumping",
+        "recorder",
+        "short_term_view",
+        "system",
+        "tasks",
+    )
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        actor: Actor,
+        number: int,
+        item: InputItem,
+        attempt: int,
+        recorder: CallRecorder,
+        on_done: Callable[[Run], None],
+    ) -> None:
+        self.system = system
+        self.actor = actor
+        self.key: Hashable = actor.key
+        self.number = number
+        self.item = item
+        self.attempt = attempt
+        self.recorder = recorder
+        self.on_done = on_done
+        self.loop = system.loop
+        self.pending: deque[Event] = deque()
+        self.outputs: list[Any] = []
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.inflight = 0
+        self.next_slot = 0
+        self.failure: ActionFailedError | None = None
+        self.finished = False
+        self.pumping = False
+        self.pump_scheduled = False
+        self.short_term_view = actor.short_term_view
+        self._sensory_view: MemoryObject | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the key's memory transaction and route the input; may finish before returning."""
+        self.actor.short_term.begin()
+        self.pending.append(InputEvent(input=self.item.value))
+        self._pump()
+
+    def cancel(self) -> None:
+        """Stop the run (shutdown): cancel its tasks; it finishes as failed once they stopped."""
+        if not self.finished and self.failure is None:
+            self.failure = ActionFailedError(
+                self.key, self.number, "<runtime>", "<shutdown>", asyncio.CancelledError()
+            )
+            self._stop_everything()
+        self._check_done()
+
+    @property
+    def sensory_view(self) -> MemoryObject:
+        view = self._sensory_view
+        if view is None:
+            view = self._sensory_view = MemoryObject(MemoryStore(MemoryType.SENSORY))
+        return view
+
+    # -- event routing ----------------------------------------------------------------------
+
+    def send(self, event: Event) -> None:
+        if self.finished:
+            raise RuntimeError(
+                f"send_event() after run {self.number} of key {self.key!r} ended: a task started "
+                "by an action outlived its run; await it inside the action"
+            )
+        if self.failure is not None:
+            return
+        self.pending.append(_normalized(event))
+        if not self.pumping and not self.pump_scheduled:
+            self.pump_scheduled = True
+            self.loop.call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self.pump_scheduled = False
+        if not self.finished:
+            self._pump()
+
+    def _pump(self) -> None:
+        pending = self.pending
+        self.pumping = True
+        try:
+            while pending and self.failure is None:
+                self._route(pending.popleft())
+        finally:
+            self.pumping = False
+        self._check_done()
+
+    def _route(self, event: Event) -> None:
+        system = self.system
+        system.metrics.event_processed()
+        event_type = event.type
+        if event_type == _OUTPUT_TYPE:
+            self.outputs.append(event.output)  # type: ignore[attr-defined]
+        listeners = system.plan.listeners.get(event_type)
+        if listeners is None:
+            if event_type != _OUTPUT_TYPE:
+                system.warn_unrouted(event_type)
+            return
+        for spec in listeners:
+            if self.failure is not None:
+                return
+            self._invoke(spec, event)
+
+    def _invoke(self, spec: ActionSpec, event: Event) -> None:
+        self.system.metrics.action_executed(spec.index)
+        try:
+            result = spec.func(event, ActionContext(self, spec))
+        except Exception as error:
+            self._fail(spec, event, error)
+            return
+        if result is not None and inspect.isawaitable(result):
+            coroutine = result if inspect.iscoroutine(result) else _awaited(result)
+            task = self.loop.create_task(coroutine)
+            self._track(task, lambda done: self._action_done(spec, event, done))
+
+    def _track(self, task: asyncio.Future[Any], on_done: Callable[[Any], None]) -> None:
+        self.inflight += 1
+        self.tasks.add(task)
+        task.add_done_callback(on_done)
+
+    def _action_done(self, spec: ActionSpec, event: Event, task: asyncio.Future[Any]) -> None:
+        self.inflight -= 1
+        self.tasks.discard(task)
+        if task.cancelled():
+            if self.failure is None:
+                self._fail(spec, event, asyncio.CancelledError(f"action {spec.name!r} cancelled"))
+        else:
+            error = task.exception()
+            if error is not None:
+                self._fail(spec, event, error)
+        self._check_done()
+
+    def _fail(self, spec: ActionSpec, event: Event, error: BaseException) -> None:
+        if self.failure is not None:
+            return
+        self.failure = ActionFailedError(self.key, self.number, spec.name, event.type, error)
+        self._stop_everything()
+
+    def _stop_everything(self) -> None:
+        self.pending.clear()
+        for task in list(self.tasks):
+            task.cancel()
+
+    def _check_done(self) -> None:
+        if self.finished or self.pumping or self.inflight:
+            return
+        if self.failure is None and (self.pending or self.pump_scheduled):
+            return
+        self.finished = True
+        self.on_done(self)
+
+    # -- durable calls ----------------------------------------------------------------------
+
+    def _new_call(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        reconciler: Callable[[], Any] | None,
+        operation: str,
+    ) -> DurableCall:
+        call = make_call(self.next_slot, func, args, kwargs, reconciler, operation)
+        self.next_slot += 1
+        return call
+
+    def durable_call(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        reconciler: Callable[[], Any] | None,
+    ) -> Any:
+        call = self._new_call(func, args, kwargs, reconciler, "durable_execute")
+        recorded = self.recorder.replay(call)
+        if recorded is not None:
+            return recorded.unwrap()
+        self.recorder.started(call)
+        try:
+            value = run_sync(call)
+        except Exception as error:
+            self.recorder.finished(call, Outcome(error=error))
+            raise
+        self.recorder.finished(call, Outcome(value=value))
+        return value
+
+    def durable_call_async(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        reconciler: Callable[[], Any] | None,
+    ) -> asyncio.Future[Any]:
+        call = self._new_call(func, args, kwargs, reconciler, "durable_execute_async")
+        recorded = self.recorder.replay(call)
+        if recorded is not None:
+            future = self.loop.create_future()
+            if recorded.error is not None:
+                future.set_exception(recorded.error)
+            else:
+                future.set_result(recorded.value)
+            future.add_done_callback(_retrieve)
+            return future
+        task = self.loop.create_task(self._execute_async(call))
+        self._track(task, self._durable_done)
+        return task
+
+    async def _execute_async(self, call: DurableCall) -> Any:
+        self.recorder.started(call)
+        try:
+            value = await run_async(call, self.system.thread_limiter)
+        except Exception as error:
+            self.recorder.finished(call, Outcome(error=error))
+            raise
+        self.recorder.finished(call, Outcome(value=value))
+        return value
+
+    def _durable_done(self, task: asyncio.Future[Any]) -> None:
+        self.inflight -= 1
+        self.tasks.discard(task)
+        _retrieve(task)
+        self._check_done()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen: the awaiting action (if any) gets it anyway."""
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,203 @@
+"""The actor system: every key's actor, and what all actors of one runtime share.
+
+It owns the plan, the configuration, the resources, the metrics, the thread pool limit for sync
+durable functions, the output sinks and the record of failed runs. Hosts (``execute()`` for
+batches, the long-lived service runtime, the Flink bridge) feed it inputs with ``dispatch`` and
+wait with ``join``; it never starts a task of its own, so it leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+
+from ..config import AgentExecutionOptions, Configuration
+from ..durable import NO_RECORDER, CallRecorder
+from ..errors import ActionFailedError, ConfigurationError, RuntimeClosedError
+from ..metrics import BuiltinMetrics
+from ..resources import ResourceCache
+from .actor import Actor, InputItem
+
+if TYPE_CHECKING:
+    from ..agent import AgentPlan
+    from .run import Run
+
+__all__ = ["ActorSystem", "OutputSink"]
+
+OutputSink = Callable[[Hashable, Any], None]
+
+_STRATEGIES = ("fail", "retry", "ignore")
+
+logger = structlog.get_logger("flink_agents_async")
+
+
+def _error_strategy(config: Configuration) -> str:
+    strategy = str(config.get(AgentExecutionOptions.ERROR_HANDLING_STRATEGY)).lower()
+    if strategy not in _STRATEGIES:
+        raise ConfigurationError(
+            f"configuration key {AgentExecutionOptions.ERROR_HANDLING_STRATEGY.key!r} is "
+            f"{strategy!r}; use one of {', '.join(_STRATEGIES)}"
+        )
+    return strategy
+
+
+def _positive(config: Configuration, option: Any) -> int:
+    value = config.get(option)
+    if value is None or value < 1:
+        raise ConfigurationError(
+            f"configuration key {option.key!r} must be at least 1, got {value}"
+        )
+    return value
+
+
+class ActorSystem:
+    """All actors of one applied agent in one runtime. Create it inside the running loop."""
+
+    def __init__(self, plan: AgentPlan, config: Configuration) -> None:
+        self.plan = plan
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.metrics = BuiltinMetrics([spec.name for spec in plan.actions])
+        self.resources = ResourceCache(dict(plan.resources), self.metrics.agent)
+        self.thread_limiter = anyio.CapacityLimiter(
+            _positive(config, AgentExecutionOptions.NUM_ASYNC_THREADS)
+        )
+        self.mailbox_capacity = _positive(config, AgentExecutionOptions.MAILBOX_CAPACITY)
+        self.error_strategy = _error_strategy(config)
+        self.max_retries = max(0, config.get(AgentExecutionOptions.MAX_RETRIES) or 0)
+        self.actors: dict[Hashable, Actor] = {}
+        self.sinks: list[OutputSink] = []
+        self.failures: list[ActionFailedError] = []
+        self.closing = False
+        self._unfinished = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._warned_types: set[str] = set()
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    def actor(self, key: Hashable) -> Actor:
+        actor = self.actors.get(key)
+        if actor is None:
+            actor = self.actors[key] = Actor(key, self)
+        return actor
+
+    async def dispatch(
+        self,
+        key: Hashable,
+        value: Any,
+        index: int | None = None,
+        ticket: asyncio.Future[Any] | None = None,
+    ) -> None:
+        """Deliver one input to its key's mailbox, waiting while that mailbox is full."""
+        actor = self.actors.get(key) or self.actor(key)
+        while len(actor.mailbox) >= self.mailbox_capacity:
+            waiter = self.loop.create_future()
+            actor.space_waiters.append(waiter)
+            await waiter
+        actor.mailbox.append(InputItem(value, index, ticket))
+        self._unfinished += 1
+        if actor.current is None:
+            actor.start_next()
+
+    async def join(self) -> None:
+        """Wait until every dispatched input has finished (committed or failed)."""
+        while self._unfinished:
+            waiter = self.loop.create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
+
+    async def aclose(self) -> None:
+        """Cancel runs still going, wait for them to stop, and close the resources."""
+        self.closing = True
+        try:
+            for actor in list(self.actors.values()):
+                self._drop_queued(actor)
+                if actor.current is not None:
+                    actor.current.cancel()
+            # Cancelled tasks stop on the next loop turns; a sync durable function in a thread
+            # runs to its end. Shielded, so that a second cancel cannot leave runs orphaned.
+            await asyncio.shield(self.join())
+        finally:
+            for error in self.resources.close():
+                logger.warning("resource close failed", error=repr(error))
+
+    def _drop_queued(self, actor: Actor) -> None:
+        while actor.mailbox:
+            item = actor.mailbox.popleft()
+            if item.ticket is not None and not item.ticket.done():
+                item.ticket.set_exception(
+                    RuntimeClosedError("the runtime closed before this input ran")
+                )
+                item.ticket.add_done_callback(lambda future: future.exception())
+            self._input_finished()
+        for waiter in actor.space_waiters:
+            if not waiter.done():
+                waiter.set_exception(RuntimeClosedError("the runtime is closing"))
+
+    # -- callbacks from actors --------------------------------------------------------------
+
+    def recorder_for(self, actor: Actor, item: InputItem) -> CallRecorder:
+        return NO_RECORDER
+
+    def run_committed(self, run: Run, delta: dict[str, Any]) -> None:
+        key = run.key
+        for output in run.outputs:
+            for sink in self.sinks:
+                sink(key, output)
+        ticket = run.item.ticket
+        if ticket is not None and not ticket.done():
+            ticket.set_result(run.outputs)
+        self._input_finished()
+
+    def run_failed(self, run: Run) -> None:
+        failure = run.failure
+        assert failure is not None
+        ticket = run.item.ticket
+        if not self.closing:
+            if self.error_strategy == "ignore":
+                logger.warning(
+                    "run failed and was skipped (error-handling-strategy: ignore)",
+                    key=run.key, run=run.number, action=failure.action,
+                    event_type=failure.event_type, error=repr(failure.cause),
+                )  # fmt: skip
+            else:
+                logger.error(
+                    "run failed",
+                    key=run.key, run=run.number, action=failure.action,
+                    event_type=failure.event_type, error=repr(failure.cause),
+                )  # fmt: skip
+                self.failures.append(failure)
+        if ticket is not None and not ticket.done():
+            ticket.set_exception(failure)
+            ticket.add_done_callback(lambda future: future.exception())
+        self._input_finished()
+
+    def should_retry(self, run: Run) -> bool:
+        return (
+            not self.closing and self.error_strategy == "retry" and run.attempt <= self.max_retries
+        )
+
+    def warn_unrouted(self, event_type: str) -> None:
+        if event_type not in self._warned_types:
+            self._warned_types.add(event_type)
+            logger.warning(
+                "no action listens to this event type; events of it are dropped",
+                event_type=event_type,
+            )
+
+    def _input_finished(self) -> None:
+        self._unfinished -= 1
+        if not self._unfinished:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # -- introspection ----------------------------------------------------------------------
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        return self.metrics.snapshot()
