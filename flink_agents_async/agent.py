@@ -270,6 +270,11 @@ class AgentPlan:
             raise AgentDefinitionError(
                 f"apply() takes an Agent instance, got {type(agent).__name__}: {agent!r}"
             )
+        if not hasattr(agent, "_actions") or not hasattr(agent, "_resources"):
+            raise AgentDefinitionError(
+                f"agent {type(agent).__name__} was not initialised as an Agent: its __init__ "
+                "must call super().__init__()"
+            )
         specs: list[ActionSpec] = []
         names: set[str] = set()
         resources: dict[tuple[ResourceType, str], Any] = {}

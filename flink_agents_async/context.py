@@ -29,6 +29,8 @@ __all__ = ["ActionContext", "RunnerContext"]
 class RunnerContext(ABC):
     """The per-key context handed to every action as its second argument."""
 
+    __slots__ = ()
+
     @property
     @abstractmethod
     def key(self) -> Hashable:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -153,22 +153,23 @@ def run_sync(call: DurableCall) -> Any:
     return result
 
 
-async def run_async(call: DurableCall, limiter: anyio.CapacityLimiter) -> Any:
-    """Run a durable function for the async variant: on the loop if it is ``async def``, else in
-    the bounded thread pool."""
+def call_awaitable(call: DurableCall, limiter: anyio.CapacityLimiter) -> Awaitable[Any]:
+    """What to await for a call of the async variant: the ``async def`` function's own
+    coroutine (run on the loop), or its run in the bounded thread pool.
+
+    Call it from inside a task dedicated to this durable call: it marks that task's context as
+    durable for the rest of the task, which saves a wrapping coroutine per call.
+    """
+    enter_durable(call.function_id)
     if call.is_async_function:
-        token = enter_durable(call.function_id)
-        try:
-            return await call.func(*call.args, **call.kwargs)
-        finally:
-            exit_durable(token)
-    return await anyio.to_thread.run_sync(run_sync, call, limiter=limiter)
+        return call.func(*call.args, **call.kwargs)
+    return anyio.to_thread.run_sync(run_sync, call, limiter=limiter)
 
 
-async def run_reconciler(call: DurableCall, limiter: anyio.CapacityLimiter) -> Any:
-    """Run a slot's reconciler (recovery found the call PENDING) the way its function would."""
+def reconciler_call(call: DurableCall) -> DurableCall:
+    """The call that stands in for ``call`` when recovery found it PENDING: its reconciler."""
     assert call.reconciler is not None
-    reconciler_call = DurableCall(
+    return DurableCall(
         call.slot,
         function_id(call.reconciler),
         call.reconciler,
@@ -177,4 +178,3 @@ async def run_reconciler(call: DurableCall, limiter: anyio.CapacityLimiter) -> A
         None,
         is_async_function(call.reconciler),
     )
-    return await run_async(reconciler_call, limiter)

@@ -114,7 +114,10 @@ class Event(BaseModel, metaclass=_EventMeta):
         """An attribute by name: from ``attributes``, else a field of the same name, else None."""
         if name in self.attributes:
             return self.attributes[name]
-        return getattr(self, name, None)
+        if name in type(self).model_fields:
+            return getattr(self, name)
+        extra = self.__pydantic_extra__
+        return extra.get(name) if extra else None
 
     def set_attr(self, name: str, value: Any) -> None:
         """Set an entry of ``attributes``."""

@@ -82,6 +82,7 @@ _MISSING: Any = object()
 _DELETED: Any = object()
 _ROOT = ""
 _SCALAR_TYPES = frozenset({type(None), bool, int, float, str, bytes})
+_MAX_DEPTH = 100
 
 _CONVERSION_HINTS: dict[str, str] = {
     "tuple": "convert it with list(value)",
@@ -102,6 +103,8 @@ def _conversion_hint(value: Any) -> str:
     type_name = type(value).__name__
     if type_name in _CONVERSION_HINTS:
         return _CONVERSION_HINTS[type_name]
+    if isinstance(value, MemoryObject):
+        return "do not store a MemoryObject; create nested objects with new_object(path)"
     if isinstance(value, BaseModel):
         return "store value.model_dump() (a dict) and rebuild the model when reading"
     if isinstance(value, Enum):
@@ -111,7 +114,7 @@ def _conversion_hint(value: Any) -> str:
     return "convert it to None, bool, int, float, str, bytes, a list or a dict with str keys"
 
 
-def owned_copy(value: Any, path: str) -> Any:
+def owned_copy(value: Any, path: str, _open: set[int] | None = None) -> Any:
     """Validate a memory value and return a copy the memory can own.
 
     Values must be recursively None/bool/int/float/str/bytes, lists, or dicts with str keys.
@@ -121,9 +124,29 @@ def owned_copy(value: Any, path: str) -> Any:
     value_type = type(value)
     if value_type in _SCALAR_TYPES:
         return value
-    if value_type is list:
-        return [owned_copy(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    if value_type is dict:
+    if value_type is not list and value_type is not dict:
+        raise TypeError(
+            f"memory value at {path!r} has type {value_type.__module__}.{value_type.__qualname__}, "
+            f"which memory cannot hold: {_conversion_hint(value)}"
+        )
+    # The containers being copied above this one: meeting one again means a cycle.
+    open_containers = _open if _open is not None else set()
+    if id(value) in open_containers:
+        raise TypeError(
+            f"memory value at {path!r} contains itself (a reference cycle), which memory cannot "
+            "hold: store a copy without the cycle"
+        )
+    if len(open_containers) >= _MAX_DEPTH:
+        raise TypeError(
+            f"memory value at {path!r} is nested more than {_MAX_DEPTH} levels deep; flatten it"
+        )
+    open_containers.add(id(value))
+    try:
+        if value_type is list:
+            return [
+                owned_copy(item, f"{path}[{index}]", open_containers)
+                for index, item in enumerate(value)
+            ]
         copied = {}
         for field, item in value.items():
             if type(field) is not str:
@@ -131,12 +154,10 @@ def owned_copy(value: Any, path: str) -> Any:
                     f"memory value at {path!r} is a dict with a {type(field).__name__} key "
                     f"{field!r}; memory dict keys must be str: convert the key with str(key)"
                 )
-            copied[field] = owned_copy(item, f"{path}.{field}")
+            copied[field] = owned_copy(item, f"{path}.{field}", open_containers)
         return copied
-    raise TypeError(
-        f"memory value at {path!r} has type {value_type.__module__}.{value_type.__qualname__}, "
-        f"which memory cannot hold: {_conversion_hint(value)}"
-    )
+    finally:
+        open_containers.discard(id(value))
 
 
 def _detached(value: Any) -> Any:

@@ -52,7 +52,7 @@ class Actor:
         self.key = key
         self.system = system
         self.mailbox: deque[InputItem] = deque()
-        self.space_waiters: deque[asyncio.Future[None]] = deque()
+        self.space_waiters: deque[asyncio.Future[None]] | None = None  # made when needed
         self.short_term = short_term or MemoryStore(MemoryType.SHORT_TERM)
         self.short_term_view = MemoryObject(self.short_term)
         self.current: Run | None = None
@@ -78,7 +78,7 @@ class Actor:
 
     def _wake_producer(self) -> None:
         waiters = self.space_waiters
-        while waiters:
+        while waiters:  # None or empty: nobody waits
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)

@@ -17,7 +17,7 @@ from ..agent import Agent, AgentPlan
 from ..config import AgentExecutionOptions, Configuration
 from ..environment import AgentBuilder, AgentsExecutionEnvironment
 from ..errors import ExecutionError
-from .inputs import read_source, validate_list
+from .inputs import InputReader
 from .system import ActorSystem
 
 __all__ = ["LocalAgentBuilder", "LocalExecutionEnvironment"]
@@ -106,9 +106,8 @@ class LocalAgentBuilder(AgentBuilder):
         return self._iterate(stream)
 
     async def _iterate(self, stream: _OutputStream) -> AsyncIterator[tuple[Hashable, Any]]:
-        driver: asyncio.Task[None] | None = None
-        if not self._env.started:
-            driver = asyncio.ensure_future(self._env._execute())
+        # Drive the execution only if nobody started it; execute() called later joins it.
+        driver = None if self._env.started else self._env._start()
         try:
             while True:
                 item = await stream.get()
@@ -119,7 +118,9 @@ class LocalAgentBuilder(AgentBuilder):
                 await driver
         finally:
             self._streams.remove(stream)
-            if driver is not None and not driver.done():
+            # A consumer that leaves early stops the job it started, unless execute() has
+            # joined that job meanwhile: then execute() still runs every input.
+            if driver is not None and not driver.done() and not self._env._execute_called:
                 driver.cancel()
                 await asyncio.gather(driver, return_exceptions=True)
 
@@ -136,18 +137,17 @@ class LocalAgentBuilder(AgentBuilder):
     async def _run(self, config: Configuration) -> None:
         if self._plan is None:
             raise RuntimeError("nothing to execute: call apply(agent) on the builder first")
+        reader = InputReader()
         source = self._source
         if isinstance(source, list | tuple):
             # Reject a malformed batch before any item runs (the list is read only now, so that
             # items appended after from_list() are included, as upstream does).
-            source = [
-                (index, key, value) for index, (key, value) in enumerate(validate_list(source))
-            ]
+            source = await reader.validate_list(list(source))
         system = self._system = ActorSystem(self._plan, config)
         system.sinks.append(self._emit)
         try:
             dispatched = 0
-            async for index, key, value in _items(source):
+            async for index, key, value in _items(source, reader):
                 await system.dispatch(key, value, index)
                 dispatched += 1
                 if dispatched % _YIELD_EVERY == 0:
@@ -161,12 +161,12 @@ class LocalAgentBuilder(AgentBuilder):
             raise ExecutionError(system.failures)
 
 
-async def _items(source: Any) -> AsyncIterator[tuple[int, Hashable, Any]]:
+async def _items(source: Any, reader: InputReader) -> AsyncIterator[tuple[int, Hashable, Any]]:
     if isinstance(source, list):  # already validated (index, key, value) triples
         for triple in source:
             yield triple
     else:
-        async for triple in read_source(source):
+        async for triple in reader.read(source):
             yield triple
 
 
@@ -186,6 +186,8 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         for name, value in kwargs.items():
             self._config.update({_KWARG_OPTIONS[name]: value})
         self._builder: LocalAgentBuilder | None = None
+        self._execution: asyncio.Future[None] | None = None
+        self._execute_called = False
         self.started = False
         self.finished = False
 
@@ -224,15 +226,26 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         return self._execute()
 
     async def _execute(self) -> None:
-        if self.started:
+        if self._execute_called:
             raise RuntimeError("this environment was already executed; create a new one")
-        if self._builder is None:
-            raise RuntimeError(
-                "nothing to execute: call env.from_list(...).apply(agent) (or from_iterable) first"
-            )
-        self.started = True
+        self._execute_called = True
+        await self._start()
+
+    def _start(self) -> asyncio.Future[None]:
+        """The execution task, started on first call (by execute() or by iterating outputs())."""
+        if self._execution is None:
+            if self._builder is None:
+                raise RuntimeError(
+                    "nothing to execute: call env.from_list(...).apply(agent) (or from_iterable) "
+                    "first"
+                )
+            self.started = True
+            self._execution = asyncio.ensure_future(self._run_job(self._builder))
+        return self._execution
+
+    async def _run_job(self, builder: LocalAgentBuilder) -> None:
         try:
-            await self._builder._run(self._config)
+            await builder._run(self._config)
         finally:
             self.finished = True
 

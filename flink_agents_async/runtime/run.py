@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from ..context import ActionContext
-from ..durable import DurableCall, Outcome, make_call, run_async, run_sync
+from ..durable import DurableCall, Outcome, call_awaitable, make_call, run_sync
 from ..errors import ActionFailedError
 from ..events import Event, InputEvent, OutputEvent, typed_event_class
 from ..memory import MemoryObject, MemoryStore, MemoryType
@@ -194,12 +194,13 @@ class Run:
         if result is not None and inspect.isawaitable(result):
             coroutine = result if inspect.iscoroutine(result) else _awaited(result)
             task = self.loop.create_task(coroutine)
-            self._track(task, lambda done: self._action_done(spec, event, done))
+            self._track(task, _ActionDone(self, spec, event))
 
     def _track(self, task: asyncio.Future[Any], on_done: Callable[[Any], None]) -> None:
         self.inflight += 1
         self.tasks.add(task)
-        task.add_done_callback(on_done)
+        # An explicit context: without it every callback would copy the current one.
+        task.add_done_callback(on_done, context=self.system.callback_context)
 
     def _action_done(self, spec: ActionSpec, event: Event, task: asyncio.Future[Any]) -> None:
         self.inflight -= 1
@@ -281,7 +282,7 @@ class Run:
                 future.set_exception(recorded.error)
             else:
                 future.set_result(recorded.value)
-            future.add_done_callback(_retrieve)
+            future.add_done_callback(_retrieve, context=self.system.callback_context)
             return future
         task = self.loop.create_task(self._execute_async(call))
         self._track(task, self._durable_done)
@@ -290,7 +291,7 @@ class Run:
     async def _execute_async(self, call: DurableCall) -> Any:
         self.recorder.started(call)
         try:
-            value = await run_async(call, self.system.thread_limiter)
+            value = await call_awaitable(call, self.system.thread_limiter)
         except Exception as error:
             self.recorder.finished(call, Outcome(error=error))
             raise
@@ -302,6 +303,20 @@ class Run:
         self.tasks.discard(task)
         _retrieve(task)
         self._check_done()
+
+
+class _ActionDone:
+    """The done callback of an action task (one small object instead of a closure)."""
+
+    __slots__ = ("event", "run", "spec")
+
+    def __init__(self, run: Run, spec: ActionSpec, event: Event) -> None:
+        self.run = run
+        self.spec = spec
+        self.event = event
+
+    def __call__(self, task: asyncio.Future[Any]) -> None:
+        self.run._action_done(self.spec, self.event, task)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -9,6 +9,8 @@ wait with ``join``; it never starts a task of its own, so it leaves nothing behi
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +63,9 @@ class ActorSystem:
         self.plan = plan
         self.config = config
         self.loop = asyncio.get_running_loop()
+        # Runs finish in loop callbacks; those (and the sync actions of the next run they start)
+        # execute in the context the runtime was created in, like runs started by the feeder.
+        self.callback_context = contextvars.copy_context()
         self.metrics = BuiltinMetrics([spec.name for spec in plan.actions])
         self.resources = ResourceCache(dict(plan.resources), self.metrics.agent)
         self.thread_limiter = anyio.CapacityLimiter(
@@ -96,6 +101,8 @@ class ActorSystem:
         actor = self.actors.get(key) or self.actor(key)
         while len(actor.mailbox) >= self.mailbox_capacity:
             waiter = self.loop.create_future()
+            if actor.space_waiters is None:
+                actor.space_waiters = deque()
             actor.space_waiters.append(waiter)
             await waiter
         actor.mailbox.append(InputItem(value, index, ticket))
@@ -134,7 +141,7 @@ class ActorSystem:
                 )
                 item.ticket.add_done_callback(lambda future: future.exception())
             self._input_finished()
-        for waiter in actor.space_waiters:
+        for waiter in actor.space_waiters or ():
             if not waiter.done():
                 waiter.set_exception(RuntimeClosedError("the runtime is closing"))
 
