@@ -6,17 +6,24 @@ that lateness is what every other coroutine in the program (an HTTP handler, a h
 suffer. The baseline runs the same monitor while bare asyncio awaits the same calls via
 ``asyncio.gather``.
 
-Prints JSON: lag p50/p99/max in ms for both.
+Lag is reported over all samples and over the samples after the ramp-up (once every run is in
+flight), together with CPython's full (generation 2) garbage collections: while the heap grows
+to hold 10,000 in-flight runs, each full pass scans everything, and those passes are what the
+ramp-up's worst samples measure.
+
+Prints JSON: lag p50/p99/max in ms for both, and the full-GC passes seen.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import statistics
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,29 +55,58 @@ class SlowModelAgent(Agent):
         ctx.send_event(OutputEvent(output=answer))
 
 
-async def monitor(lags: list[float], stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        before = loop.time()
-        await asyncio.sleep(INTERVAL)
-        lags.append(loop.time() - before - INTERVAL)
+class LagMonitor:
+    """Wakes every INTERVAL and records how late it woke; also times full (gen 2) GC passes."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (when, lag)
+        self.gc_pauses: list[float] = []
+        self._gc_started = 0.0
+        self._stop = asyncio.Event()
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.append(time.perf_counter() - self._gc_started)
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            before = loop.time()
+            await asyncio.sleep(INTERVAL)
+            self.samples.append((before, loop.time() - before - INTERVAL))
+
+    async def run(self, workload: Callable[[], Awaitable[float]]) -> dict[str, object]:
+        """Run ``workload`` (which returns when its ramp-up ended, in loop time) under watch."""
+        gc.callbacks.append(self._on_gc)
+        watcher = asyncio.create_task(self._watch())
+        try:
+            await asyncio.sleep(INTERVAL * 2)
+            ramp_end = await workload()
+        finally:
+            self._stop.set()
+            await watcher
+            gc.callbacks.remove(self._on_gc)
+        return {
+            "samples": len(self.samples),
+            "all": percentiles([lag for _, lag in self.samples]),
+            "after_ramp": percentiles([lag for when, lag in self.samples if when >= ramp_end]),
+            "full_gc_passes": len(self.gc_pauses),
+            "full_gc_pause_ms_total": round(sum(self.gc_pauses) * 1000, 1),
+            "full_gc_pause_ms_max": round(max(self.gc_pauses, default=0) * 1000, 1),
+        }
 
 
-async def measure(workload: Callable[[], Awaitable[None]]) -> dict[str, float]:
-    lags: list[float] = []
-    stop = asyncio.Event()
-    watcher = asyncio.create_task(monitor(lags, stop))
-    await asyncio.sleep(INTERVAL * 2)
-    await workload()
-    stop.set()
-    await watcher
-    ordered = sorted(lags)
+def percentiles(lags: list[float]) -> dict[str, float]:
+    ordered = sorted(lags) or [0.0]
 
     def pct(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
 
     return {
-        "samples": len(ordered),
         "lag_p50_ms": pct(0.50),
         "lag_p99_ms": pct(0.99),
         "lag_max_ms": round(ordered[-1] * 1000, 3),
@@ -78,38 +114,60 @@ async def measure(workload: Callable[[], Awaitable[None]]) -> dict[str, float]:
     }
 
 
+CALL_SECONDS = [1.0, 3.0]
+
+
 def durations(keys: int, seed: int) -> list[float]:
     rng = random.Random(seed)
-    return [rng.uniform(1.0, 3.0) for _ in range(keys)]
+    return [rng.uniform(*CALL_SECONDS) for _ in range(keys)]
 
 
-async def runtime_workload(keys: int) -> dict[str, float]:
+async def runtime_workload(keys: int) -> dict[str, object]:
     env = AgentsExecutionEnvironment.get_execution_environment()
-    inputs = [{"key": k, "value": d} for k, d in enumerate(durations(keys, 1))]
-    outputs = env.from_list(inputs).apply(SlowModelAgent()).to_list()
-    result = await measure(env.execute)
+    loop = asyncio.get_running_loop()
+    ramp_end = [0.0]
+
+    async def inputs() -> AsyncIterator[dict[str, object]]:
+        for key, seconds in enumerate(durations(keys, 1)):
+            yield {"key": key, "value": seconds}
+        ramp_end[0] = loop.time()  # every run is in flight from here on
+
+    outputs = env.from_iterable(inputs()).apply(SlowModelAgent()).to_list()
+
+    async def work() -> float:
+        await env.execute()
+        return ramp_end[0]
+
+    result = await LagMonitor().run(work)
     assert len(outputs) == keys
     return result
 
 
-async def baseline_workload(keys: int) -> dict[str, float]:
-    async def work() -> None:
-        await asyncio.gather(*(model_call(d) for d in durations(keys, 1)))
+async def baseline_workload(keys: int) -> dict[str, object]:
+    loop = asyncio.get_running_loop()
 
-    return await measure(work)
+    async def work() -> float:
+        calls = [asyncio.ensure_future(model_call(d)) for d in durations(keys, 1)]
+        ramp_end = loop.time()
+        await asyncio.gather(*calls)
+        return ramp_end
+
+    return await LagMonitor().run(work)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--call-seconds", type=float, nargs=2, default=CALL_SECONDS)
     args = parser.parse_args()
+    CALL_SECONDS[:] = args.call_seconds
     runtime = asyncio.run(runtime_workload(args.keys))
     baseline = asyncio.run(baseline_workload(args.keys))
     emit(
         "loop_lag",
         {
             "keys": args.keys,
-            "call_seconds": [1.0, 3.0],
+            "call_seconds": CALL_SECONDS,
             "runtime": runtime,
             "baseline": baseline,
             "target_lag_p99_ms": 10,
