@@ -166,6 +166,37 @@ def call_awaitable(call: DurableCall, limiter: anyio.CapacityLimiter) -> Awaitab
     return anyio.to_thread.run_sync(run_sync, call, limiter=limiter)
 
 
+def execute_now(call: DurableCall, recorder: CallRecorder) -> Any:
+    """``durable_execute``: the recorded outcome if the journal has one, else call ``fn`` here
+    and record what it did."""
+    recorded = recorder.replay(call)
+    if recorded is not None:
+        return recorded.unwrap()
+    recorder.started(call)
+    try:
+        value = run_sync(call)
+    except Exception as error:
+        recorder.finished(call, Outcome(error=error))
+        raise
+    recorder.finished(call, Outcome(value=value))
+    return value
+
+
+async def execute_in_task(
+    call: DurableCall, recorder: CallRecorder, limiter: anyio.CapacityLimiter
+) -> Any:
+    """The body of the task behind a ``durable_execute_async`` future whose slot was not
+    replayed: run the call (see ``call_awaitable``) and record what it did."""
+    recorder.started(call)
+    try:
+        value = await call_awaitable(call, limiter)
+    except Exception as error:
+        recorder.finished(call, Outcome(error=error))
+        raise
+    recorder.finished(call, Outcome(value=value))
+    return value
+
+
 def reconciler_call(call: DurableCall) -> DurableCall:
     """The call that stands in for ``call`` when recovery found it PENDING: its reconciler."""
     assert call.reconciler is not None

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from ..context import ActionContext
-from ..durable import DurableCall, Outcome, call_awaitable, make_call, run_sync
+from ..durable import DurableCall, execute_in_task, execute_now, make_call
 from ..errors import ActionFailedError
 from ..events import Event, InputEvent, OutputEvent, typed_event_class
 from ..memory import MemoryObject, MemoryStore, MemoryType
@@ -177,7 +177,7 @@ class Run:
         listeners = system.plan.listeners.get(event_type)
         if listeners is None:
             if event_type != _OUTPUT_TYPE:
-                system.warn_unrouted(event_type)
+                system.warn_unrouted(self, event_type)
             return
         for spec in listeners:
             if self.failure is not None:
@@ -255,17 +255,7 @@ class Run:
         reconciler: Callable[[], Any] | None,
     ) -> Any:
         call = self._new_call(func, args, kwargs, reconciler, "durable_execute")
-        recorded = self.recorder.replay(call)
-        if recorded is not None:
-            return recorded.unwrap()
-        self.recorder.started(call)
-        try:
-            value = run_sync(call)
-        except Exception as error:
-            self.recorder.finished(call, Outcome(error=error))
-            raise
-        self.recorder.finished(call, Outcome(value=value))
-        return value
+        return execute_now(call, self.recorder)
 
     def durable_call_async(
         self,
@@ -276,7 +266,7 @@ class Run:
     ) -> asyncio.Future[Any]:
         call = self._new_call(func, args, kwargs, reconciler, "durable_execute_async")
         recorded = self.recorder.replay(call)
-        if recorded is not None:
+        if recorded is not None:  # replayed: the future resolves at once, nothing runs
             future = self.loop.create_future()
             if recorded.error is not None:
                 future.set_exception(recorded.error)
@@ -284,19 +274,11 @@ class Run:
                 future.set_result(recorded.value)
             future.add_done_callback(_retrieve, context=self.system.callback_context)
             return future
-        task = self.loop.create_task(self._execute_async(call))
+        task = self.loop.create_task(
+            execute_in_task(call, self.recorder, self.system.thread_limiter)
+        )
         self._track(task, self._durable_done)
         return task
-
-    async def _execute_async(self, call: DurableCall) -> Any:
-        self.recorder.started(call)
-        try:
-            value = await call_awaitable(call, self.system.thread_limiter)
-        except Exception as error:
-            self.recorder.finished(call, Outcome(error=error))
-            raise
-        self.recorder.finished(call, Outcome(value=value))
-        return value
 
     def _durable_done(self, task: asyncio.Future[Any]) -> None:
         self.inflight -= 1

@@ -188,11 +188,14 @@ class ActorSystem:
             not self.closing and self.error_strategy == "retry" and run.attempt <= self.max_retries
         )
 
-    def warn_unrouted(self, event_type: str) -> None:
+    def warn_unrouted(self, run: Run, event_type: str) -> None:
         if event_type not in self._warned_types:
             self._warned_types.add(event_type)
             logger.warning(
-                "no action listens to this event type; events of it are dropped",
+                "no action listens to this event type; events of it are dropped "
+                "(warned once per type)",
+                key=run.key,
+                run=run.number,
                 event_type=event_type,
             )
 
