@@ -214,6 +214,10 @@ class AgentExecutionOptions:
     MAILBOX_CAPACITY = ConfigOption("mailbox-capacity", int, 1000)
     """Inputs one key may hold waiting before a producer must wait for room."""
 
+    MAX_EVENTS_PER_RUN = ConfigOption("max-events-per-run", int, 100_000)
+    """Events one run may route before it is failed as a probable event loop (an action that
+    keeps triggering itself)."""
+
 
 class AgentConfigOptions(AgentExecutionOptions):
     """Every option the runtime reads (kept under upstream's class name)."""

@@ -437,3 +437,26 @@ async def test_cancelling_execute_cancels_running_actions_and_closes_resources()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sorted(cancelled) == ["a", "b"]
+
+
+async def test_runaway_event_loop_fails_the_run_with_a_clear_error() -> None:
+    class Echo(Agent):
+        @action(InputEvent)
+        @staticmethod
+        def start(event: InputEvent, ctx: RunnerContext) -> None:
+            ctx.send_event(Ping(n=0))
+
+        @action(Ping)
+        @staticmethod
+        def again(event: Ping, ctx: RunnerContext) -> None:
+            ctx.send_event(Ping(n=event.n + 1))
+
+    env = AgentsExecutionEnvironment.get_execution_environment(config={"max-events-per-run": 50})
+    outputs = env.from_list([{"key": "loop", "value": 0}]).apply(Echo()).to_list()
+    with pytest.raises(ExecutionError) as caught:
+        await asyncio.wait_for(env.execute(), GUARD_TIMEOUT)
+    (failure,) = caught.value.failures
+    assert failure.key == "loop" and failure.event_type == Ping.event_type()
+    assert "more than 50 events" in str(failure.cause)
+    assert "max-events-per-run" in str(failure.cause)
+    assert outputs == []

@@ -78,6 +78,7 @@ class Run:
         "pump_scheduled",
         "pumping",
         "recorder",
+        "routed",
         "short_term_view",
         "system",
         "tasks",
@@ -107,6 +108,7 @@ class Run:
         self.tasks: set[asyncio.Future[Any]] = set()
         self.inflight = 0
         self.next_slot = 0
+        self.routed = 0
         self.failure: ActionFailedError | None = None
         self.finished = False
         self.pumping = False
@@ -171,6 +173,10 @@ class Run:
     def _route(self, event: Event) -> None:
         system = self.system
         system.metrics.event_processed()
+        self.routed += 1
+        if self.routed > system.max_events_per_run:
+            self._fail_runaway(event)
+            return
         event_type = event.type
         if event_type == _OUTPUT_TYPE:
             self.outputs.append(event.output)  # type: ignore[attr-defined]
@@ -218,6 +224,16 @@ class Run:
         if self.failure is not None:
             return
         self.failure = ActionFailedError(self.key, self.number, spec.name, event.type, error)
+        self._stop_everything()
+
+    def _fail_runaway(self, event: Event) -> None:
+        limit = self.system.max_events_per_run
+        error = RuntimeError(
+            f"run {self.number} of key {self.key!r} routed more than {limit} events (the last "
+            f"of type {event.type!r}): probably actions that keep triggering each other; raise "
+            "'max-events-per-run' if the run really needs more"
+        )
+        self.failure = ActionFailedError(self.key, self.number, "<router>", event.type, error)
         self._stop_everything()
 
     def _stop_everything(self) -> None:

@@ -72,6 +72,7 @@ class ActorSystem:
             _positive(config, AgentExecutionOptions.NUM_ASYNC_THREADS)
         )
         self.mailbox_capacity = _positive(config, AgentExecutionOptions.MAILBOX_CAPACITY)
+        self.max_events_per_run = _positive(config, AgentExecutionOptions.MAX_EVENTS_PER_RUN)
         self.error_strategy = _error_strategy(config)
         self.max_retries = max(0, config.get(AgentExecutionOptions.MAX_RETRIES) or 0)
         self.actors: dict[Hashable, Actor] = {}
