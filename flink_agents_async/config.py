@@ -18,6 +18,7 @@ __all__ = [
     "AgentExecutionOptions",
     "ConfigOption",
     "Configuration",
+    "JournalOptions",
     "ReadableConfiguration",
     "WritableConfiguration",
     "load_agent_config_file",
@@ -219,5 +220,25 @@ class AgentExecutionOptions:
     keeps triggering itself)."""
 
 
-class AgentConfigOptions(AgentExecutionOptions):
+class JournalOptions:
+    """Options of the durable-execution journal."""
+
+    DIR = ConfigOption("journal.dir", str, None)
+    """Directory of the SQLite journal; unset keeps the journal in memory."""
+
+    DURABILITY = ConfigOption("journal.durability", str, "batch")
+    """``sync`` (acknowledge after fsync), ``batch`` (group commit) or ``none``."""
+
+    ALLOW_PICKLE = ConfigOption("journal.allow-pickle", bool, False)
+    """Pickle values the codec cannot carry. Off: reading a journal never runs code."""
+
+    COMPACTION_INTERVAL = ConfigOption("journal.compaction.interval", int, 1000)
+    """Commits between two compactions (folding committed runs into memory snapshots)."""
+
+    DIVERGENCE = ConfigOption("durable.divergence", str, "warn")
+    """A replayed run calling something else than recorded: ``warn`` and re-execute from that
+    slot, or ``strict`` (raise ``NonDeterminismError``)."""
+
+
+class AgentConfigOptions(AgentExecutionOptions, JournalOptions):
     """Every option the runtime reads (kept under upstream's class name)."""

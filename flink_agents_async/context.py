@@ -193,7 +193,7 @@ class ActionContext(RunnerContext):
         **kwargs: Any,
     ) -> Any:
         ensure_not_durable("durable_execute()")
-        return self._run.durable_call(func, args, kwargs, reconciler)
+        return self._run.durable_call(func, args, kwargs, reconciler, self._action.name)
 
     def durable_execute_async(
         self,
@@ -203,7 +203,7 @@ class ActionContext(RunnerContext):
         **kwargs: Any,
     ) -> Awaitable[Any]:
         ensure_not_durable("durable_execute_async()")
-        return self._run.durable_call_async(func, args, kwargs, reconciler)
+        return self._run.durable_call_async(func, args, kwargs, reconciler, self._action.name)
 
     def __repr__(self) -> str:
         return f"<RunnerContext key={self._run.key!r} action={self._action.name!r}>"

@@ -24,7 +24,15 @@ import anyio.to_thread
 
 from ._guard import enter_durable, exit_durable
 
-__all__ = ["CallRecorder", "DurableCall", "NoRecorder", "Outcome", "function_id"]
+__all__ = [
+    "RECONCILE",
+    "CallRecorder",
+    "DurableCall",
+    "NoRecorder",
+    "Outcome",
+    "Reconcile",
+    "function_id",
+]
 
 
 @dataclass(slots=True)
@@ -42,7 +50,7 @@ class Outcome:
 
 @dataclass(slots=True)
 class DurableCall:
-    """One durable call of a run."""
+    """One durable call of a run. ``digest`` (of the arguments) is filled by the journal."""
 
     slot: int
     function_id: str
@@ -51,31 +59,55 @@ class DurableCall:
     kwargs: dict[str, Any]
     reconciler: Callable[[], Any] | None
     is_async_function: bool
+    action: str = ""
+    digest: bytes | None = None
+
+
+class Reconcile:
+    """``CallRecorder.replay`` found the slot PENDING and the call has a reconciler: run the
+    reconciler instead of the function."""
+
+
+RECONCILE = Reconcile()
+
+
+class Waitable(Protocol):
+    """A journal acknowledgement: block on it, or await it."""
+
+    def wait(self) -> None: ...
+
+    def __await__(self) -> Any: ...
 
 
 class CallRecorder(Protocol):
     """The journal's view of a run's durable calls (see ``flink_agents_async.journal``)."""
 
-    def replay(self, call: DurableCall) -> Outcome | None:
-        """The recorded outcome of this slot, or None if it must run. May raise on divergence."""
+    def replay(self, call: DurableCall) -> Outcome | Reconcile | None:
+        """The recorded outcome of this slot, ``RECONCILE``, or None if it must run.
 
-    def started(self, call: DurableCall) -> None:
-        """The call is about to run (writes PENDING for calls with a reconciler)."""
+        Raises ``NonDeterminismError`` on a divergence in strict mode."""
 
-    def finished(self, call: DurableCall, outcome: Outcome) -> None:
-        """The call completed; remember its outcome."""
+    def started(self, call: DurableCall) -> Waitable | None:
+        """The call is about to run: for a call with a reconciler, write PENDING. Returns what
+        to wait on before running it, if anything."""
+
+    def finished(self, call: DurableCall, outcome: Outcome) -> Waitable | None:
+        """Record the call's outcome; returns what to wait on before delivering it, if anything.
+
+        Raises ``JournalEncodeError`` (after recording that error as the outcome) when the
+        value cannot be journaled."""
 
 
 class NoRecorder:
     """Records nothing and replays nothing: every call runs."""
 
-    def replay(self, call: DurableCall) -> Outcome | None:
+    def replay(self, call: DurableCall) -> Outcome | Reconcile | None:
         return None
 
-    def started(self, call: DurableCall) -> None:
+    def started(self, call: DurableCall) -> Waitable | None:
         return None
 
-    def finished(self, call: DurableCall, outcome: Outcome) -> None:
+    def finished(self, call: DurableCall, outcome: Outcome) -> Waitable | None:
         return None
 
 
@@ -109,6 +141,7 @@ def make_call(
     kwargs: dict[str, Any],
     reconciler: Callable[[], Any] | None,
     operation: str,
+    action: str = "",
 ) -> DurableCall:
     """Validate a durable call's function and reconciler and give it its slot."""
     if not callable(func):
@@ -116,7 +149,7 @@ def make_call(
     name = function_id(func)
     if reconciler is not None:
         _check_reconciler(reconciler, name, operation)
-    return DurableCall(slot, name, func, args, kwargs, reconciler, is_async_function(func))
+    return DurableCall(slot, name, func, args, kwargs, reconciler, is_async_function(func), action)
 
 
 def _check_reconciler(reconciler: Any, name: str, operation: str) -> None:
@@ -167,34 +200,51 @@ def call_awaitable(call: DurableCall, limiter: anyio.CapacityLimiter) -> Awaitab
 
 
 def execute_now(call: DurableCall, recorder: CallRecorder) -> Any:
-    """``durable_execute``: the recorded outcome if the journal has one, else call ``fn`` here
-    and record what it did."""
-    recorded = recorder.replay(call)
-    if recorded is not None:
-        return recorded.unwrap()
-    recorder.started(call)
+    """``durable_execute``: the recorded outcome if the journal has one, else call ``fn`` (or,
+    for a call found PENDING, its reconciler) here and record what it did."""
+    replayed = recorder.replay(call)
+    if isinstance(replayed, Outcome):
+        return replayed.unwrap()
+    if replayed is RECONCILE:
+        target = reconciler_call(call)
+    else:
+        target = call
+        ack = recorder.started(call)
+        if ack is not None:
+            ack.wait()
     try:
-        value = run_sync(call)
+        outcome = Outcome(value=run_sync(target))
     except Exception as error:
-        recorder.finished(call, Outcome(error=error))
-        raise
-    recorder.finished(call, Outcome(value=value))
-    return value
+        outcome = Outcome(error=error)
+    ack = recorder.finished(call, outcome)
+    if ack is not None:
+        ack.wait()
+    return outcome.unwrap()
 
 
 async def execute_in_task(
-    call: DurableCall, recorder: CallRecorder, limiter: anyio.CapacityLimiter
+    call: DurableCall,
+    recorder: CallRecorder,
+    limiter: anyio.CapacityLimiter,
+    replayed: Reconcile | None,
 ) -> Any:
     """The body of the task behind a ``durable_execute_async`` future whose slot was not
-    replayed: run the call (see ``call_awaitable``) and record what it did."""
-    recorder.started(call)
+    answered from the journal: run the call (or its reconciler) and record what it did."""
+    if replayed is RECONCILE:
+        target = reconciler_call(call)
+    else:
+        target = call
+        ack = recorder.started(call)
+        if ack is not None:
+            await ack
     try:
-        value = await call_awaitable(call, limiter)
+        outcome = Outcome(value=await call_awaitable(target, limiter))
     except Exception as error:
-        recorder.finished(call, Outcome(error=error))
-        raise
-    recorder.finished(call, Outcome(value=value))
-    return value
+        outcome = Outcome(error=error)
+    ack = recorder.finished(call, outcome)
+    if ack is not None:
+        await ack
+    return outcome.unwrap()
 
 
 def reconciler_call(call: DurableCall) -> DurableCall:
@@ -208,4 +258,5 @@ def reconciler_call(call: DurableCall) -> DurableCall:
         {},
         None,
         is_async_function(call.reconciler),
+        call.action,
     )

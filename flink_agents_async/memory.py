@@ -80,6 +80,8 @@ class _ObjectNode:
 
 _MISSING: Any = object()
 _DELETED: Any = object()
+DELETED: Any = _DELETED
+"""Marks a path removed in a delta returned by ``MemoryStore.commit`` (a value may be None)."""
 _ROOT = ""
 _SCALAR_TYPES = frozenset({type(None), bool, int, float, str, bytes})
 _MAX_DEPTH = 100
@@ -208,14 +210,14 @@ class MemoryStore:
         self._overlay = {}
 
     def commit(self) -> dict[str, Any]:
-        """Fold the open transaction into the base; returns its writes (``None`` = deleted)."""
+        """Fold the open transaction into the base; returns its writes (``DELETED`` = removed)."""
         overlay, self._overlay = self._overlay or {}, None
         base = self._base
         delta: dict[str, Any] = {}
         for path, entry in overlay.items():
             if entry is _DELETED:
                 base.pop(path, None)
-                delta[path] = None
+                delta[path] = _DELETED
             else:
                 base[path] = entry
                 delta[path] = entry
@@ -330,6 +332,17 @@ class MemoryStore:
                 values[path] = entry
         return values, objects
 
+    def apply_delta(
+        self, values: dict[str, Any], objects: dict[str, list[str]], deleted: list[str]
+    ) -> None:
+        """Apply a committed run's delta (see ``split_delta``) to the committed state."""
+        base = self._base
+        for path in deleted:
+            base.pop(path, None)
+        base.update(values)
+        for path, children in objects.items():
+            base[path] = _ObjectNode(dict.fromkeys(children))
+
     @classmethod
     def from_snapshot(
         cls, memory_type: MemoryType, values: dict[str, Any], objects: dict[str, list[str]]
@@ -339,6 +352,23 @@ class MemoryStore:
             entries[path] = _ObjectNode(dict.fromkeys(children))
         entries.setdefault(_ROOT, _ObjectNode())
         return cls(memory_type, entries)
+
+
+def split_delta(
+    delta: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, list[str]], list[str]]:
+    """A delta from ``MemoryStore.commit`` as plain data: (values, objects, deleted paths)."""
+    values: dict[str, Any] = {}
+    objects: dict[str, list[str]] = {}
+    deleted: list[str] = []
+    for path, entry in delta.items():
+        if entry is _DELETED:
+            deleted.append(path)
+        elif isinstance(entry, _ObjectNode):
+            objects[path] = list(entry.children)
+        else:
+            values[path] = entry
+    return values, objects, deleted
 
 
 class MemoryObject:

@@ -12,7 +12,7 @@ import pydantic
 import pytest
 
 from flink_agents_async import MemoryObject, MemoryRef, MemoryType
-from flink_agents_async.memory import MemoryStore
+from flink_agents_async.memory import DELETED, MemoryStore
 
 
 def short_term() -> MemoryObject:
@@ -635,7 +635,7 @@ def test_commit_returns_delta_and_keeps_values() -> None:
     assert memory.get("a.b") == 1
 
 
-def test_commit_delta_marks_deleted_paths_with_none() -> None:
+def test_commit_delta_marks_deleted_paths() -> None:
     memory = short_term()
     memory.set("a.b", 1)
     memory.set("a.c.d", 2)
@@ -643,10 +643,10 @@ def test_commit_delta_marks_deleted_paths_with_none() -> None:
     store.begin()
     memory.new_object("a", overwrite=True)
     delta = store.commit()
-    assert delta["a.b"] is None
-    assert delta["a.c"] is None
-    assert delta["a.c.d"] is None
-    assert "a" in delta and delta["a"] is not None
+    assert delta["a.b"] is DELETED
+    assert delta["a.c"] is DELETED
+    assert delta["a.c.d"] is DELETED
+    assert "a" in delta and delta["a"] is not DELETED
     values, objects = store.snapshot()
     assert values == {}
     assert objects["a"] == []
@@ -705,3 +705,17 @@ def test_from_snapshot_of_empty_memory() -> None:
     restored2 = MemoryObject(MemoryStore.from_snapshot(MemoryType.SENSORY, {}, {}))
     restored2.set("x.y", 1)
     assert restored2.to_dict() == {"x": {"y": 1}}
+
+
+def test_commit_delta_keeps_a_none_value_apart_from_a_deletion() -> None:
+    memory = short_term()
+    store = memory._store
+    store.begin()
+    memory.set("maybe", None)
+    delta = store.commit()
+    assert delta["maybe"] is None
+    restored = MemoryStore(MemoryType.SHORT_TERM)
+    from flink_agents_async.memory import split_delta
+
+    restored.apply_delta(*split_delta(delta))
+    assert restored.exists("maybe") and restored.get("maybe") is None

@@ -17,26 +17,37 @@ from ..memory import MemoryObject, MemoryStore, MemoryType
 from .run import Run
 
 if TYPE_CHECKING:
+    from ..journal.records import CallRecord
     from .system import ActorSystem
 
 __all__ = ["Actor", "InputItem"]
 
 
 class InputItem:
-    """An input waiting in a mailbox. ``ticket`` (optional) learns how its run ended."""
+    """An input waiting in a mailbox: its value, its journal sequence number, the durable calls
+    recorded for it before a crash (replayed by its run), and optionally a ticket that learns
+    how its run ended."""
 
-    __slots__ = ("index", "ticket", "value")
+    __slots__ = ("calls", "seq", "ticket", "value")
 
-    def __init__(self, value: Any, index: int | None, ticket: asyncio.Future[Any] | None) -> None:
+    def __init__(
+        self,
+        value: Any,
+        seq: int,
+        ticket: asyncio.Future[Any] | None = None,
+        calls: dict[int, CallRecord] | None = None,
+    ) -> None:
         self.value = value
-        self.index = index
+        self.seq = seq
         self.ticket = ticket
+        self.calls = calls
 
 
 class Actor:
     """The per-key actor: a bounded mailbox and short-term memory."""
 
     __slots__ = (
+        "_key_bytes",
         "current",
         "key",
         "mailbox",
@@ -58,6 +69,14 @@ class Actor:
         self.current: Run | None = None
         self.runs_started = 0
         self.starting = False
+        self._key_bytes: bytes | None = None
+
+    @property
+    def key_bytes(self) -> bytes:
+        """The key as journal bytes (encoded once)."""
+        if self._key_bytes is None:
+            self._key_bytes = self.system.journal.encode_key(self.key)
+        return self._key_bytes
 
     @property
     def idle(self) -> bool:
@@ -104,11 +123,11 @@ class Actor:
         self.current = None
         system = self.system
         if run.failure is None:
-            delta = self.short_term.commit()
-            system.run_committed(run, delta)
-        else:
+            system.commit_run(self, run)
+        if run.failure is not None:
             self.short_term.rollback()
             if system.should_retry(run):
+                system.retrying(run)
                 self._begin(run.item, run.attempt + 1)
                 return
             system.run_failed(run)

@@ -15,7 +15,7 @@ import structlog
 
 from ..errors import InputError
 
-__all__ = ["InputReader"]
+__all__ = ["CheckedInput", "InputReader"]
 
 logger = structlog.get_logger("flink_agents_async")
 
@@ -23,6 +23,9 @@ _KEY_FIELDS = ("key", "k")
 _VALUE_FIELDS = ("value", "v")
 _KNOWN_FIELDS = frozenset(_KEY_FIELDS + _VALUE_FIELDS)
 _PLAIN_KEY_TYPES = frozenset({str, int})
+
+CheckedInput = tuple[int, Hashable, Any, Hashable | None]
+"""A checked input item: (index in the source, key, value, the key as given or None)."""
 _CHECK_CHUNK = 1024
 
 
@@ -41,12 +44,13 @@ class InputReader:
     def __init__(self) -> None:
         self._warned_fields: set[str] = set()
 
-    def normalize(self, item: Any, index: int) -> tuple[Hashable, Any]:
-        """The (key, value) of one input item; a missing (or None) key gets a fresh uuid4."""
+    def normalize(self, item: Any, index: int) -> CheckedInput:
+        """The (index, key, value, given key) of one input item; a missing (or None) key gets
+        a fresh uuid4 (and a given key of None)."""
         if type(item) is dict and len(item) == 2 and "key" in item and "value" in item:
             key = item["key"]  # the common shape, checked without the general path below
             if key is not None and type(key) in _PLAIN_KEY_TYPES:
-                return key, item["value"]
+                return index, key, item["value"], key
         if not isinstance(item, Mapping):
             raise InputError(
                 f"input item {index} is a {type(item).__name__}, not a dict: every input must "
@@ -58,7 +62,8 @@ class InputReader:
                 f"input item {index} has no 'value' (or 'v') field: got fields "
                 f"{sorted(map(str, item))}"
             )
-        _, key = _one_of(item, _KEY_FIELDS, index)
+        _, given = _one_of(item, _KEY_FIELDS, index)
+        key = given
         if key is None:
             key = uuid.uuid4()
         else:
@@ -72,7 +77,7 @@ class InputReader:
         unknown = [str(name) for name in item if name not in _KNOWN_FIELDS]
         if unknown:
             self._warn_unknown_fields(unknown, index)
-        return key, value
+        return index, key, value, given
 
     def _warn_unknown_fields(self, fields: list[str], index: int) -> None:
         new = [name for name in fields if name not in self._warned_fields]
@@ -84,37 +89,34 @@ class InputReader:
                 first_index=index,
             )
 
-    async def validate_list(self, items: list[Any]) -> list[tuple[int, Hashable, Any]]:
-        """Check every item of a list before any runs; returns (index, key, value) triples.
+    async def validate_list(self, items: list[Any]) -> list[CheckedInput]:
+        """Check every item of a list before any runs.
 
         Yields to the loop between chunks, so that a huge batch does not freeze the program
         while it is being checked.
         """
         checked = []
         for index, item in enumerate(items):
-            key, value = self.normalize(item, index)
-            checked.append((index, key, value))
+            checked.append(self.normalize(item, index))
             if index % _CHECK_CHUNK == _CHECK_CHUNK - 1:
                 await asyncio.sleep(0)
         return checked
 
-    async def read(self, source: Any) -> AsyncIterator[tuple[int, Hashable, Any]]:
-        """(index, key, value) for each item of a list, iterable or async iterable."""
+    async def read(self, source: Any) -> AsyncIterator[CheckedInput]:
+        """Each item of a list (checked as a whole first), iterable or async iterable."""
         if isinstance(source, list | tuple):
-            for triple in await self.validate_list(list(source)):
-                yield triple
+            for checked in await self.validate_list(list(source)):
+                yield checked
             return
         if isinstance(source, AsyncIterable):
             index = 0
             async for item in source:
-                key, value = self.normalize(item, index)
-                yield index, key, value
+                yield self.normalize(item, index)
                 index += 1
             return
         if isinstance(source, Iterable):
             for index, item in enumerate(source):
-                key, value = self.normalize(item, index)
-                yield index, key, value
+                yield self.normalize(item, index)
             return
         raise InputError(
             f"inputs must be a list, an iterable or an async iterable of dicts, got "

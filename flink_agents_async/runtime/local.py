@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable
 from typing import Any
 
 from ..agent import Agent, AgentPlan
-from ..config import AgentExecutionOptions, Configuration
+from ..config import AgentExecutionOptions, Configuration, JournalOptions
 from ..environment import AgentBuilder, AgentsExecutionEnvironment
 from ..errors import ExecutionError
+from ..journal import Codec, Journal, JournalStore, MemoryJournalStore, SQLiteJournalStore
+from .batch import feed_batch
 from .inputs import InputReader
 from .system import ActorSystem
 
@@ -28,11 +30,11 @@ _KWARG_OPTIONS = {
     "error_handling_strategy": AgentExecutionOptions.ERROR_HANDLING_STRATEGY.key,
     "max_retries": AgentExecutionOptions.MAX_RETRIES.key,
     "mailbox_capacity": AgentExecutionOptions.MAILBOX_CAPACITY.key,
+    "journal_dir": JournalOptions.DIR.key,
+    "durability": JournalOptions.DURABILITY.key,
+    "divergence": JournalOptions.DIVERGENCE.key,
+    "allow_pickle": JournalOptions.ALLOW_PICKLE.key,
 }
-
-# Inputs dispatched between two yields to the loop, so that a batch of runs that never await
-# cannot starve the other tasks of the program (an outputs() consumer, a web server).
-_YIELD_EVERY = 64
 
 _DONE = object()
 
@@ -134,24 +136,17 @@ class LocalAgentBuilder(AgentBuilder):
         for stream in self._streams:
             stream.put((key, output))
 
-    async def _run(self, config: Configuration) -> None:
+    async def _run(self, config: Configuration, journal: Journal) -> None:
         if self._plan is None:
             raise RuntimeError("nothing to execute: call apply(agent) on the builder first")
-        reader = InputReader()
-        source = self._source
-        if isinstance(source, list | tuple):
-            # Reject a malformed batch before any item runs (the list is read only now, so that
-            # items appended after from_list() are included, as upstream does).
-            source = await reader.validate_list(list(source))
-        system = self._system = ActorSystem(self._plan, config)
-        system.sinks.append(self._emit)
+        system = self._system = ActorSystem(self._plan, config, journal)
         try:
-            dispatched = 0
-            async for index, key, value in _items(source, reader):
-                await system.dispatch(key, value, index)
-                dispatched += 1
-                if dispatched % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+            recovered = await system.open(mode="batch")
+            if self._output_list is not None:  # outputs committed before a restart
+                self._output_list.extend({key: output} for key, output in recovered.outputs)
+            system.failures.extend(recovered.failures)
+            system.sinks.append(self._emit)
+            await feed_batch(system, self._source, InputReader(), recovered)
             await system.join()
         finally:
             await system.aclose()
@@ -161,29 +156,28 @@ class LocalAgentBuilder(AgentBuilder):
             raise ExecutionError(system.failures)
 
 
-async def _items(source: Any, reader: InputReader) -> AsyncIterator[tuple[int, Hashable, Any]]:
-    if isinstance(source, list):  # already validated (index, key, value) triples
-        for triple in source:
-            yield triple
-    else:
-        async for triple in reader.read(source):
-            yield triple
-
-
 class LocalExecutionEnvironment(AgentsExecutionEnvironment):
     """Runs agents on the asyncio event loop of this process, one actor per key."""
 
-    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any] | None = None,
+        journal_store: JournalStore | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
+        self._journal_store = journal_store
         unknown = sorted(set(kwargs) - set(_KWARG_OPTIONS))
         if unknown:
             raise TypeError(
                 f"get_execution_environment() got unknown keyword argument(s) {unknown}; valid: "
-                f"{sorted(_KWARG_OPTIONS)} and config={{...}}"
+                f"{sorted(_KWARG_OPTIONS)}, journal_store=... and config={{...}}"
             )
         if config:
             self._config.update(config)
         for name, value in kwargs.items():
+            if name == "journal_dir":
+                value = str(value)  # a Path is welcome too
             self._config.update({_KWARG_OPTIONS[name]: value})
         self._builder: LocalAgentBuilder | None = None
         self._execution: asyncio.Future[None] | None = None
@@ -245,9 +239,25 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
 
     async def _run_job(self, builder: LocalAgentBuilder) -> None:
         try:
-            await builder._run(self._config)
+            await builder._run(self._config, self._journal())
         finally:
             self.finished = True
+
+    def _journal(self) -> Journal:
+        config = self._config
+        directory = config.get(JournalOptions.DIR)
+        durability = str(config.get(JournalOptions.DURABILITY))
+        store = self._journal_store
+        if store is None:
+            store = SQLiteJournalStore(directory, durability) if directory else MemoryJournalStore()
+        return Journal(
+            store,
+            Codec(allow_pickle=bool(config.get(JournalOptions.ALLOW_PICKLE))),
+            durability=durability if store.durable else "none",
+            divergence=str(config.get(JournalOptions.DIVERGENCE)),
+            compaction_interval=config.get(JournalOptions.COMPACTION_INTERVAL) or 1000,
+            keep_inputs=True,  # a batch job's positions and outputs make it resumable
+        )
 
     def metrics(self) -> dict[str, Any]:
         """A snapshot of the agent's metrics: ``{"numOfEventProcessed": ..., ...}``."""

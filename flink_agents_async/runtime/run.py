@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from ..context import ActionContext
-from ..durable import DurableCall, execute_in_task, execute_now, make_call
+from ..durable import DurableCall, Outcome, execute_in_task, execute_now, make_call
 from ..errors import ActionFailedError
 from ..events import Event, InputEvent, OutputEvent, typed_event_class
 from ..memory import MemoryObject, MemoryStore, MemoryType
@@ -258,8 +258,9 @@ class Run:
         kwargs: dict[str, Any],
         reconciler: Callable[[], Any] | None,
         operation: str,
+        action: str,
     ) -> DurableCall:
-        call = make_call(self.next_slot, func, args, kwargs, reconciler, operation)
+        call = make_call(self.next_slot, func, args, kwargs, reconciler, operation, action)
         self.next_slot += 1
         return call
 
@@ -269,8 +270,9 @@ class Run:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         reconciler: Callable[[], Any] | None,
+        action: str,
     ) -> Any:
-        call = self._new_call(func, args, kwargs, reconciler, "durable_execute")
+        call = self._new_call(func, args, kwargs, reconciler, "durable_execute", action)
         return execute_now(call, self.recorder)
 
     def durable_call_async(
@@ -279,10 +281,11 @@ class Run:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         reconciler: Callable[[], Any] | None,
+        action: str,
     ) -> asyncio.Future[Any]:
-        call = self._new_call(func, args, kwargs, reconciler, "durable_execute_async")
+        call = self._new_call(func, args, kwargs, reconciler, "durable_execute_async", action)
         recorded = self.recorder.replay(call)
-        if recorded is not None:  # replayed: the future resolves at once, nothing runs
+        if isinstance(recorded, Outcome):  # replayed: the future resolves at once, nothing runs
             future = self.loop.create_future()
             if recorded.error is not None:
                 future.set_exception(recorded.error)
@@ -291,7 +294,7 @@ class Run:
             future.add_done_callback(_retrieve, context=self.system.callback_context)
             return future
         task = self.loop.create_task(
-            execute_in_task(call, self.recorder, self.system.thread_limiter)
+            execute_in_task(call, self.recorder, self.system.thread_limiter, recorded)
         )
         self._track(task, self._durable_done)
         return task

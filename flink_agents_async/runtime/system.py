@@ -18,8 +18,10 @@ import anyio
 import structlog
 
 from ..config import AgentExecutionOptions, Configuration
-from ..durable import NO_RECORDER, CallRecorder
-from ..errors import ActionFailedError, ConfigurationError, RuntimeClosedError
+from ..durable import CallRecorder
+from ..errors import ActionFailedError, ConfigurationError, JournalError, RuntimeClosedError
+from ..events import OutputEvent
+from ..journal import Journal, JournalEncodeError, RecoveredJournal
 from ..metrics import BuiltinMetrics
 from ..resources import ResourceCache
 from .actor import Actor, InputItem
@@ -27,6 +29,12 @@ from .actor import Actor, InputItem
 if TYPE_CHECKING:
     from ..agent import AgentPlan
     from .run import Run
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
 
 __all__ = ["ActorSystem", "OutputSink"]
 
@@ -59,9 +67,10 @@ def _positive(config: Configuration, option: Any) -> int:
 class ActorSystem:
     """All actors of one applied agent in one runtime. Create it inside the running loop."""
 
-    def __init__(self, plan: AgentPlan, config: Configuration) -> None:
+    def __init__(self, plan: AgentPlan, config: Configuration, journal: Journal) -> None:
         self.plan = plan
         self.config = config
+        self.journal = journal
         self.loop = asyncio.get_running_loop()
         # Runs finish in loop callbacks; those (and the sync actions of the next run they start)
         # execute in the context the runtime was created in, like runs started by the feeder.
@@ -91,14 +100,27 @@ class ActorSystem:
             actor = self.actors[key] = Actor(key, self)
         return actor
 
+    async def open(self, mode: str) -> RecoveredJournal:
+        """Open the journal and restore every key it knows to its last committed state."""
+        recovered = await self.journal.open(
+            self.loop, {"agent": self.plan.agent_name, "mode": mode}
+        )
+        for key, state in recovered.keys.items():
+            actor = self.actors[key] = Actor(key, self, state.memory)
+            actor.runs_started = state.runs
+        return recovered
+
     async def dispatch(
         self,
         key: Hashable,
         value: Any,
-        index: int | None = None,
+        seq: int,
         ticket: asyncio.Future[Any] | None = None,
+        calls: dict[int, Any] | None = None,
     ) -> None:
-        """Deliver one input to its key's mailbox, waiting while that mailbox is full."""
+        """Deliver one (accepted) input to its key's mailbox, waiting while that mailbox is full.
+
+        ``calls`` are the durable calls journaled for this input before a crash."""
         actor = self.actors.get(key) or self.actor(key)
         while len(actor.mailbox) >= self.mailbox_capacity:
             waiter = self.loop.create_future()
@@ -106,7 +128,7 @@ class ActorSystem:
                 actor.space_waiters = deque()
             actor.space_waiters.append(waiter)
             await waiter
-        actor.mailbox.append(InputItem(value, index, ticket))
+        actor.mailbox.append(InputItem(value, seq, ticket, calls))
         self._unfinished += 1
         if actor.current is None:
             actor.start_next()
@@ -130,8 +152,11 @@ class ActorSystem:
             # runs to its end. Shielded, so that a second cancel cannot leave runs orphaned.
             await asyncio.shield(self.join())
         finally:
-            for error in self.resources.close():
-                logger.warning("resource close failed", error=repr(error))
+            try:
+                await asyncio.shield(self.journal.close())
+            finally:
+                for error in self.resources.close():
+                    logger.warning("resource close failed", error=repr(error))
 
     def _drop_queued(self, actor: Actor) -> None:
         while actor.mailbox:
@@ -149,40 +174,74 @@ class ActorSystem:
     # -- callbacks from actors --------------------------------------------------------------
 
     def recorder_for(self, actor: Actor, item: InputItem) -> CallRecorder:
-        return NO_RECORDER
+        return self.journal.recorder(item.seq, actor.key, actor.runs_started, item.calls)
 
-    def run_committed(self, run: Run, delta: dict[str, Any]) -> None:
+    def commit_run(self, actor: Actor, run: Run) -> None:
+        """Commit a successful run: memory and outputs become durable together; the outputs are
+        released once they are. An output the journal cannot hold fails the run instead."""
+        try:
+            outputs = self.journal.encode_outputs(run.outputs, run.key, run.number)
+        except JournalEncodeError as error:
+            run.failure = ActionFailedError(
+                run.key, run.number, "<commit>", OutputEvent.EVENT_TYPE, error
+            )
+            return
+        delta = actor.short_term.commit()
+        ack = self.journal.commit(
+            run.item.seq, actor.key_bytes, run.number, delta, outputs, run.next_slot, actor
+        )
+        ack.then(lambda error: self._release(run, error))
+
+    def _release(self, run: Run, error: BaseException | None) -> None:
+        if error is not None:  # the journal broke: the run's effects are not durable
+            failure = ActionFailedError(
+                run.key, run.number, "<commit>", "<journal>", JournalError(str(error))
+            )
+            self.failures.append(failure)
+            self._settle(run.item, error=failure)
+            return
         key = run.key
         for output in run.outputs:
             for sink in self.sinks:
                 sink(key, output)
-        ticket = run.item.ticket
+        self._settle(run.item, result=run.outputs)
+
+    def _settle(
+        self, item: InputItem, result: Any = None, error: BaseException | None = None
+    ) -> None:
+        ticket = item.ticket
         if ticket is not None and not ticket.done():
-            ticket.set_result(run.outputs)
+            if error is None:
+                ticket.set_result(result)
+            else:
+                ticket.set_exception(error)
+                ticket.add_done_callback(_retrieve)
         self._input_finished()
 
     def run_failed(self, run: Run) -> None:
+        """A run failed for good (after any retries)."""
         failure = run.failure
         assert failure is not None
-        ticket = run.item.ticket
-        if not self.closing:
-            if self.error_strategy == "ignore":
-                logger.warning(
-                    "run failed and was skipped (error-handling-strategy: ignore)",
-                    key=run.key, run=run.number, action=failure.action,
-                    event_type=failure.event_type, error=repr(failure.cause),
-                )  # fmt: skip
-            else:
-                logger.error(
-                    "run failed",
-                    key=run.key, run=run.number, action=failure.action,
-                    event_type=failure.event_type, error=repr(failure.cause),
-                )  # fmt: skip
-                self.failures.append(failure)
-        if ticket is not None and not ticket.done():
-            ticket.set_exception(failure)
-            ticket.add_done_callback(lambda future: future.exception())
-        self._input_finished()
+        if self.closing:
+            # Cancelled by shutdown: the input stays accepted, its journaled calls kept, so the
+            # next start runs it again.
+            self._settle(run.item, error=RuntimeClosedError("the runtime closed during this run"))
+            return
+        fields = {
+            "key": run.key, "run": run.number, "action": failure.action,
+            "event_type": failure.event_type, "error": repr(failure.cause),
+        }  # fmt: skip
+        if self.error_strategy == "ignore":
+            logger.warning("run failed and was skipped (error-handling-strategy: ignore)", **fields)
+        else:
+            logger.error("run failed", **fields)
+            self.failures.append(failure)
+        self.journal.fail(run.item.seq, run.actor.key_bytes, failure)
+        self._settle(run.item, error=failure)
+
+    def retrying(self, run: Run) -> None:
+        """A failed run is about to be tried again: forget the calls it journaled."""
+        self.journal.discard_calls(run.item.seq)
 
     def should_retry(self, run: Run) -> bool:
         return (

@@ -1,0 +1,26 @@
+"""The msgpack journal: codec, records, stores, and the runtime's ``Journal``.
+
+Durable calls, accepted inputs and committed runs are recorded here so that a crashed run is
+re-executed with its recorded side effects replayed instead of repeated.
+"""
+
+from .codec import Codec, JournalEncodeError
+from .journal import Journal, RecoveredJournal, RunRecorder
+from .records import FORMAT_VERSION
+from .sqlite import DURABILITY_MODES, SQLiteJournalStore
+from .store import Ack, JournalStore, MemoryJournalStore, StoredJournal
+
+__all__ = [
+    "DURABILITY_MODES",
+    "FORMAT_VERSION",
+    "Ack",
+    "Codec",
+    "Journal",
+    "JournalEncodeError",
+    "JournalStore",
+    "MemoryJournalStore",
+    "RecoveredJournal",
+    "RunRecorder",
+    "SQLiteJournalStore",
+    "StoredJournal",
+]

@@ -1,0 +1,365 @@
+"""``Journal``: what the runtime asks of the journal, on top of any ``JournalStore``.
+
+It encodes and decodes records, rebuilds every key's state at start (``open``), hands each run a
+``RunRecorder`` that replays its recorded durable calls, and writes inputs, calls, commits,
+failures and compaction snapshots. Every host uses it unchanged; only the store differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+import structlog
+
+from ..durable import RECONCILE, DurableCall, Outcome, Reconcile
+from ..errors import ActionFailedError, JournalError, NonDeterminismError, ReplayedError
+from ..memory import MemoryStore, MemoryType, split_delta
+from .codec import Codec, JournalEncodeError
+from .records import (
+    COMPLETED,
+    INPUT_ACCEPTED,
+    PENDING,
+    CallRecord,
+    CommitRecord,
+    FailureRecord,
+    InputRecord,
+    SnapshotRecord,
+)
+from .store import Ack, JournalStore
+
+__all__ = ["DIVERGENCE_MODES", "Journal", "RecoveredInput", "RecoveredJournal", "RunRecorder"]
+
+logger = structlog.get_logger("flink_agents_async")
+
+DIVERGENCE_MODES = ("warn", "strict")
+
+
+@dataclass
+class RecoveredKey:
+    """A key's committed state, rebuilt from its snapshot and later commits."""
+
+    key: Hashable
+    key_bytes: bytes
+    memory: MemoryStore
+    runs: int = 0
+    last_commit_no: int = 0
+
+
+@dataclass
+class RecoveredInput:
+    """An accepted input: its record and, while uncommitted, its recorded durable calls."""
+
+    record: InputRecord
+    key: Hashable
+    calls: dict[int, CallRecord] = field(default_factory=dict)
+
+
+@dataclass
+class RecoveredJournal:
+    """Everything a runtime needs to resume from a journal."""
+
+    keys: dict[Hashable, RecoveredKey] = field(default_factory=dict)
+    inputs: dict[int, RecoveredInput] = field(default_factory=dict)
+    outputs: list[tuple[Hashable, Any]] = field(default_factory=list)  # committed, in order
+    failures: list[ActionFailedError] = field(default_factory=list)
+    next_seq: int = 0
+
+    @property
+    def pending(self) -> list[RecoveredInput]:
+        """Accepted but uncommitted inputs, in their original order."""
+        return [entry for seq, entry in sorted(self.inputs.items())
+                if entry.record.status == INPUT_ACCEPTED]  # fmt: skip
+
+
+class Journal:
+    """The runtime side of a journal store. One per runtime (actor system)."""
+
+    def __init__(
+        self,
+        store: JournalStore,
+        codec: Codec,
+        *,
+        durability: str = "batch",
+        divergence: str = "warn",
+        compaction_interval: int = 1000,
+        keep_inputs: bool = True,
+    ) -> None:
+        if divergence not in DIVERGENCE_MODES:
+            raise JournalError(
+                f"durable.divergence is {divergence!r}; use one of {', '.join(DIVERGENCE_MODES)}"
+            )
+        self.store = store
+        self.codec = codec
+        self.durability = durability
+        self.strict = divergence == "strict"
+        self.compaction_interval = max(1, compaction_interval)
+        self.keep_inputs = keep_inputs
+        self.next_commit_no = 1
+        self._commits_since_compaction = 0
+        # key bytes -> (its last commit_no, that run's number, its actor), since last compaction
+        self._dirty: dict[bytes, tuple[int, int, Any]] = {}
+
+    # -- opening ----------------------------------------------------------------------------
+
+    async def open(self, loop: Any, job: dict[str, str]) -> RecoveredJournal:
+        """Load the store and rebuild every key's state. ``job`` ({"agent": ..., "mode": ...})
+        must match what the journal was written for."""
+        self.store.bind_loop(loop)
+        if self.store.durable:
+            stored = await anyio.to_thread.run_sync(self.store.load)
+        else:
+            stored = self.store.load()
+        self._check_job(stored.meta, job)
+        return self._recover(stored)
+
+    def _check_job(self, meta: dict[str, bytes], job: dict[str, str]) -> None:
+        for name, expected in job.items():
+            found = meta.get(name)
+            if found is None:
+                self.store.write([("meta", name, expected.encode())])
+            elif found.decode() != expected:
+                raise JournalError(
+                    f"{self.store.describe()} belongs to a job with {name} {found.decode()!r}, "
+                    f"not {expected!r}; use another journal directory for this job"
+                )
+
+    def _recover(self, stored: Any) -> RecoveredJournal:
+        decode = self.codec.decode
+        recovered = RecoveredJournal()
+        keys = recovered.keys
+
+        def key_state(key_bytes: bytes) -> RecoveredKey:
+            key = decode(key_bytes, "a journaled key")
+            state = keys.get(key)
+            if state is None:
+                state = keys[key] = RecoveredKey(key, key_bytes, MemoryStore(MemoryType.SHORT_TERM))
+            return state
+
+        for key_bytes, data in stored.snapshots:
+            snapshot = SnapshotRecord.unpack(key_bytes, data)
+            state = key_state(key_bytes)
+            values, objects = decode(snapshot.memory, "a memory snapshot")
+            state.memory = MemoryStore.from_snapshot(MemoryType.SHORT_TERM, values, objects)
+            state.runs = snapshot.runs
+            state.last_commit_no = snapshot.commit_no
+        for seq, commit_no, key_bytes, data in stored.commits:
+            commit = CommitRecord.unpack(seq, commit_no, key_bytes, data)
+            state = key_state(key_bytes)
+            if commit_no <= state.last_commit_no:
+                continue  # folded into the snapshot already
+            state.memory.apply_delta(*decode(commit.delta, f"the memory delta of input {seq}"))
+            state.runs = max(state.runs, commit.run)
+            state.last_commit_no = commit_no
+        for seq, commit_no, key_bytes, data in stored.outputs:
+            key = key_state(key_bytes).key
+            for output in decode(data, f"the outputs of input {seq}"):
+                recovered.outputs.append((key, output))
+            self.next_commit_no = max(self.next_commit_no, commit_no + 1)
+        for key_bytes, _ in stored.snapshots:
+            state = key_state(key_bytes)
+            self.next_commit_no = max(self.next_commit_no, state.last_commit_no + 1)
+        self.next_commit_no = max(
+            [self.next_commit_no] + [no + 1 for _, no, _, _ in stored.commits]
+        )
+        for seq, key_bytes, data in stored.failures:
+            failure = FailureRecord.unpack(seq, data)
+            state = key_state(key_bytes)
+            state.runs = max(state.runs, failure.run)
+            recovered.failures.append(self._replayed_failure(state.key, failure))
+        for seq, key_bytes, status, data in stored.inputs:
+            record = InputRecord.unpack(seq, status, data)
+            recovered.inputs[seq] = RecoveredInput(record, key_state(key_bytes).key)
+            recovered.next_seq = max(recovered.next_seq, seq + 1)
+        for seq, slot, data in stored.calls:
+            entry = recovered.inputs.get(seq)
+            if entry is not None and entry.record.status == INPUT_ACCEPTED:
+                entry.calls[slot] = CallRecord.unpack(slot, data)
+        return recovered
+
+    @staticmethod
+    def _replayed_failure(key: Hashable, failure: FailureRecord) -> ActionFailedError:
+        cause = ReplayedError(failure.error_type, failure.message)
+        return ActionFailedError(key, failure.run, failure.action, failure.event_type, cause)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def encode_key(self, key: Hashable) -> bytes:
+        return self.codec.encode(key, f"key {key!r}")
+
+    def encode_item(self, given_key: Hashable | None, value: Any, where: str) -> bytes:
+        """The codec bytes that identify an input item (its key as given, and its value)."""
+        return self.codec.encode([given_key, value], where)
+
+    def accept(self, seq: int, key_bytes: bytes, item: bytes) -> Ack:
+        record = InputRecord(seq, key_bytes, item)
+        return self.store.write([("input", seq, key_bytes, INPUT_ACCEPTED, record.pack())])
+
+    def recorder(
+        self, seq: int, key: Hashable, run: int, calls: dict[int, CallRecord] | None
+    ) -> RunRecorder:
+        return RunRecorder(self, seq, key, run, calls or {})
+
+    def encode_outputs(self, outputs: list[Any], key: Hashable, run: int) -> bytes:
+        return self.codec.encode(outputs, f"an output of run {run} of key {key!r}")
+
+    def commit(
+        self,
+        seq: int,
+        key_bytes: bytes,
+        run: int,
+        delta: dict[str, Any],
+        outputs: bytes,
+        calls: int,
+        actor: Any,
+    ) -> Ack:
+        commit_no = self.next_commit_no
+        self.next_commit_no += 1
+        delta_bytes = self.codec.encode(split_delta(delta), "a memory delta")
+        record = CommitRecord(seq, commit_no, key_bytes, run, delta_bytes, outputs, calls)
+        ack = self.store.write([("commit", seq, commit_no, key_bytes, record.pack(), outputs)])
+        self._dirty[key_bytes] = (commit_no, run, actor)
+        self._commits_since_compaction += 1
+        if self._commits_since_compaction >= self.compaction_interval:
+            self.compact()
+        return ack
+
+    def fail(self, seq: int, key_bytes: bytes, failure: ActionFailedError) -> Ack:
+        record = FailureRecord(
+            seq,
+            failure.run,
+            failure.action,
+            failure.event_type,
+            f"{type(failure.cause).__module__}.{type(failure.cause).__qualname__}",
+            str(failure.cause),
+        )
+        return self.store.write([("fail", seq, key_bytes, record.pack())])
+
+    def discard_calls(self, seq: int, from_slot: int = 0) -> None:
+        self.store.write([("discard", seq, from_slot)])
+
+    def compact(self) -> None:
+        """Fold every key committed since the last compaction into a snapshot of its memory.
+
+        Each key's snapshot and the removal of the commits it folds are one operation, applied
+        atomically after that key's commits, so an interrupted compaction exposes nothing old.
+        """
+        self._commits_since_compaction = 0
+        dirty, self._dirty = self._dirty, {}
+        ops = []
+        for key_bytes, (commit_no, run, actor) in dirty.items():
+            values, objects = actor.short_term.snapshot()  # its committed state
+            memory = self.codec.encode([values, objects], "a memory snapshot")
+            record = SnapshotRecord(key_bytes, commit_no, run, memory)
+            ops.append(("snapshot", key_bytes, commit_no, record.pack(), self.keep_inputs))
+        if ops:
+            self.store.write(ops)
+
+    async def close(self) -> None:
+        """Compact, wait until everything is durable, and release the store."""
+        try:
+            self.compact()
+            await self.store.flush()
+        finally:
+            if self.store.durable:
+                await anyio.to_thread.run_sync(self.store.close)
+            else:
+                self.store.close()
+
+
+class RunRecorder:
+    """The journal's side of one run's durable calls: replays recorded slots, writes new ones."""
+
+    __slots__ = ("diverged", "journal", "key", "recorded", "run", "seq")
+
+    def __init__(
+        self, journal: Journal, seq: int, key: Hashable, run: int, recorded: dict[int, CallRecord]
+    ) -> None:
+        self.journal = journal
+        self.seq = seq
+        self.key = key
+        self.run = run
+        self.recorded = recorded
+        self.diverged = False
+
+    def _digest(self, call: DurableCall) -> bytes:
+        if call.digest is None:
+            call.digest = self.journal.codec.call_digest(call.args, call.kwargs)
+        return call.digest
+
+    def replay(self, call: DurableCall) -> Outcome | Reconcile | None:
+        if not self.recorded or self.diverged:
+            return None
+        record = self.recorded.get(call.slot)
+        if record is None:
+            return None
+        digest = self._digest(call)
+        if record.function_id != call.function_id or record.digest != digest:
+            self._diverge(call, record, digest)
+            return None
+        if record.status == PENDING:
+            return RECONCILE if call.reconciler is not None else None
+        codec = self.journal.codec
+        where = f"the recorded outcome of slot {call.slot} of key {self.key!r}"
+        if record.ok:
+            return Outcome(value=codec.decode(record.payload, where))
+        error = codec.decode(record.payload, where)
+        if not isinstance(error, BaseException):
+            error = ReplayedError(type(error).__name__, repr(error))
+        return Outcome(error=error)
+
+    def _diverge(self, call: DurableCall, record: CallRecord, digest: bytes) -> None:
+        diff = {
+            "key": self.key,
+            "run": self.run,
+            "action": call.action,
+            "slot": call.slot,
+            "expected": {"function": record.function_id, "args_digest": record.digest.hex()},
+            "actual": {"function": call.function_id, "args_digest": digest.hex()},
+        }
+        if self.journal.strict:
+            raise NonDeterminismError(
+                f"durable call slot {call.slot} of run {self.run} of key {self.key!r} (action "
+                f"{call.action!r}) called {call.function_id} with args digest {digest.hex()}, "
+                f"but the journal recorded {record.function_id} with {record.digest.hex()}",
+                diff=diff,
+            )
+        logger.warning(
+            "durable call differs from the journal; re-executing from this slot on",
+            key=self.key, run=self.run, action=call.action, slot=call.slot,
+            expected=diff["expected"], actual=diff["actual"],
+        )  # fmt: skip
+        self.diverged = True
+        self.recorded = {}
+        self.journal.discard_calls(self.seq, call.slot)
+
+    def started(self, call: DurableCall) -> Ack | None:
+        if call.reconciler is None:
+            return None  # only calls with a reconciler need their start on record
+        record = CallRecord(call.slot, call.function_id, self._digest(call), PENDING)
+        ack = self.journal.store.write([("call", self.seq, call.slot, record.pack())])
+        return None if self.journal.durability == "none" or ack.done else ack
+
+    def finished(self, call: DurableCall, outcome: Outcome) -> Ack | None:
+        codec = self.journal.codec
+        encode_error: JournalEncodeError | None = None
+        if outcome.error is None:
+            try:
+                payload = codec.encode(
+                    outcome.value,
+                    f"the result of durable call {call.function_id} (slot {call.slot}, action "
+                    f"{call.action!r}, key {self.key!r})",
+                )
+                ok = True
+            except JournalEncodeError as error:
+                encode_error = error
+                payload, ok = codec.encode(error), False
+        else:
+            payload, ok = codec.encode(outcome.error), False
+        record = CallRecord(call.slot, call.function_id, self._digest(call), COMPLETED, ok, payload)
+        ack = self.journal.store.write([("call", self.seq, call.slot, record.pack())])
+        if encode_error is not None:
+            raise encode_error
+        return ack if self.journal.durability == "sync" and not ack.done else None

@@ -1,0 +1,171 @@
+"""Journal records: what a store keeps, each packed as a versioned msgpack array.
+
+Every record starts with ``FORMAT_VERSION``, so a journal written by a future format is refused
+with a clear error instead of being misread. Values inside records (inputs, results, memory,
+outputs) are already encoded by the ``Codec``; records only frame them.
+
+* ``InputRecord``: an accepted input (sequence number, key, value, the item's digest).
+* ``CallRecord``: one durable call slot of an uncommitted run: PENDING or its outcome.
+* ``CommitRecord``: a committed run: its memory delta and outputs.
+* ``FailureRecord``: a run that failed for good (the input is consumed, nothing committed).
+* ``SnapshotRecord``: a key's whole memory after compaction folded its commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from ..errors import JournalError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CallRecord",
+    "CommitRecord",
+    "FailureRecord",
+    "InputRecord",
+    "SnapshotRecord",
+    "item_digest",
+]
+
+FORMAT_VERSION = 1
+
+PENDING = 0
+COMPLETED = 1
+
+INPUT_ACCEPTED = 0
+INPUT_COMMITTED = 1
+INPUT_FAILED = 2
+
+
+def item_digest(item_bytes: bytes) -> bytes:
+    """The digest that identifies an input item (from its codec bytes)."""
+    return hashlib.blake2b(item_bytes, digest_size=16).digest()
+
+
+def _pack(fields: list[Any]) -> bytes:
+    return msgpack.packb([FORMAT_VERSION, *fields], use_bin_type=True)
+
+
+def _unpack(data: bytes, kind: str, width: int) -> list[Any]:
+    try:
+        record = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as error:
+        raise JournalError(f"a {kind} record is corrupt: {type(error).__name__}: {error}") from None
+    if not isinstance(record, list) or not record:
+        raise JournalError(f"a {kind} record is corrupt: not a versioned array")
+    if record[0] != FORMAT_VERSION:
+        raise JournalError(
+            f"a {kind} record has format version {record[0]!r}; this version of "
+            f"flink-agents-async reads version {FORMAT_VERSION}"
+        )
+    if len(record) != width + 1:
+        raise JournalError(f"a {kind} record is corrupt: {len(record) - 1} fields, not {width}")
+    return record[1:]
+
+
+@dataclass(slots=True)
+class InputRecord:
+    """An accepted input. ``item`` is the codec bytes of ``[given key or None, value]``;
+    ``key`` the codec bytes of the key it runs under (a generated uuid for keyless items)."""
+
+    seq: int
+    key: bytes
+    item: bytes
+    status: int = INPUT_ACCEPTED
+
+    @property
+    def digest(self) -> bytes:
+        return item_digest(self.item)
+
+    def pack(self) -> bytes:
+        return _pack([self.key, self.item])
+
+    @classmethod
+    def unpack(cls, seq: int, status: int, data: bytes) -> InputRecord:
+        key, item = _unpack(data, "input", 2)
+        return cls(seq, key, item, status)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One durable call slot. ``payload`` is the codec bytes of the value (``ok``) or of the
+    exception; empty while PENDING."""
+
+    slot: int
+    function_id: str
+    digest: bytes
+    status: int
+    ok: bool = True
+    payload: bytes = b""
+
+    def pack(self) -> bytes:
+        return _pack([self.function_id, self.digest, self.status, self.ok, self.payload])
+
+    @classmethod
+    def unpack(cls, slot: int, data: bytes) -> CallRecord:
+        function_id, digest, status, ok, payload = _unpack(data, "call", 5)
+        return cls(slot, function_id, digest, status, ok, payload)
+
+
+@dataclass(slots=True)
+class CommitRecord:
+    """A committed run. ``values`` / ``objects`` / ``deleted`` are the memory delta (codec bytes
+    of each dict/list); ``outputs`` the codec bytes of the run's output list."""
+
+    seq: int
+    commit_no: int
+    key: bytes
+    run: int
+    delta: bytes
+    outputs: bytes
+    calls: int = 0
+
+    def pack(self) -> bytes:
+        return _pack([self.run, self.delta, self.outputs, self.calls])
+
+    @classmethod
+    def unpack(cls, seq: int, commit_no: int, key: bytes, data: bytes) -> CommitRecord:
+        run, delta, outputs, calls = _unpack(data, "commit", 4)
+        return cls(seq, commit_no, key, run, delta, outputs, calls)
+
+
+@dataclass(slots=True)
+class FailureRecord:
+    """A run that failed for good: what ``ExecutionError`` reports again after a restart."""
+
+    seq: int
+    run: int
+    action: str
+    event_type: str
+    error_type: str
+    message: str
+
+    def pack(self) -> bytes:
+        return _pack([self.run, self.action, self.event_type, self.error_type, self.message])
+
+    @classmethod
+    def unpack(cls, seq: int, data: bytes) -> FailureRecord:
+        run, action, event_type, error_type, message = _unpack(data, "failure", 5)
+        return cls(seq, run, action, event_type, error_type, message)
+
+
+@dataclass(slots=True)
+class SnapshotRecord:
+    """A key's memory as of commit ``commit_no``: codec bytes of ``[values, objects]``."""
+
+    key: bytes
+    commit_no: int
+    runs: int
+    memory: bytes
+
+    def pack(self) -> bytes:
+        return _pack([self.commit_no, self.runs, self.memory])
+
+    @classmethod
+    def unpack(cls, key: bytes, data: bytes) -> SnapshotRecord:
+        commit_no, runs, memory = _unpack(data, "snapshot", 3)
+        return cls(key, commit_no, runs, memory)

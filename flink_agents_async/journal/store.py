@@ -1,0 +1,288 @@
+"""Journal stores: where records live. The seam between the runtime and a host's storage.
+
+A store is deliberately small and host-agnostic:
+
+* ``load()`` returns every stored row (``StoredJournal``), for recovery;
+* ``write(ops)`` appends a group of write operations, applied atomically and in submission
+  order, and returns an ``Ack`` that says when they are durable;
+* ``close()``.
+
+Operations are plain tuples (``("call", seq, slot, record)`` ...), each naming a table change,
+so a store is a small interpreter of them: ``MemoryJournalStore`` applies them to dicts at once,
+``SQLiteJournalStore`` hands them to a writer thread that commits them in groups, and the Flink
+bridge applies them to keyed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import JournalError
+
+__all__ = ["Ack", "JournalStore", "MemoryJournalStore", "Op", "StoredJournal"]
+
+Op = tuple[Any, ...]
+"""One write operation; see ``MemoryJournalStore._apply`` for the kinds and their fields."""
+
+
+@dataclass
+class StoredJournal:
+    """Every row of a journal, as the store holds them (records still packed)."""
+
+    meta: dict[str, bytes] = field(default_factory=dict)
+    inputs: list[tuple[int, bytes, int, bytes]] = field(default_factory=list)  # seq, key, status
+    calls: list[tuple[int, int, bytes]] = field(default_factory=list)  # seq, slot, record
+    commits: list[tuple[int, int, bytes, bytes]] = field(default_factory=list)  # seq, no, key
+    outputs: list[tuple[int, int, bytes, bytes]] = field(default_factory=list)  # seq, no, key
+    failures: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # seq, key, record
+    snapshots: list[tuple[bytes, bytes]] = field(default_factory=list)  # key, record
+
+
+class Ack:
+    """Says when a group of writes is durable. ``done`` at once for stores without disk."""
+
+    __slots__ = ("_number", "_tracker")
+
+    def __init__(self, tracker: DurabilityTracker | None, number: int) -> None:
+        self._tracker = tracker
+        self._number = number
+
+    @property
+    def done(self) -> bool:
+        return self._tracker is None or self._tracker.durable_through >= self._number
+
+    def wait(self) -> None:
+        """Block this thread until durable (raises ``JournalError`` if the store failed)."""
+        if self._tracker is not None:
+            self._tracker.wait_blocking(self._number)
+
+    def then(self, callback: Callable[[BaseException | None], None]) -> None:
+        """Call ``callback(error)`` on the event loop once durable (now, if it already is)."""
+        if self._tracker is None:
+            callback(None)
+        else:
+            self._tracker.when_durable(self._number, callback)
+
+    def __await__(self) -> Any:
+        if self._tracker is None:
+            return None
+        return self._tracker.wait_async(self._number).__await__()
+
+
+DONE = Ack(None, 0)
+
+
+class DurabilityTracker:
+    """Numbers write groups and tells waiters (threads, coroutines, loop callbacks) when a
+    writer thread has made them durable. One loop notification per committed group."""
+
+    def __init__(self) -> None:
+        self.durable_through = 0
+        self.error: BaseException | None = None
+        self._condition = threading.Condition()
+        self._callbacks: deque[tuple[int, Callable[[BaseException | None], None]]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._notify_scheduled = False
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    # writer thread side ------------------------------------------------------------------
+
+    def mark_durable(self, number: int) -> None:
+        with self._condition:
+            self.durable_through = number
+            self._condition.notify_all()
+            self._schedule_notify()
+
+    def mark_failed(self, error: BaseException) -> None:
+        with self._condition:
+            self.error = error
+            self._condition.notify_all()
+            self._schedule_notify()
+
+    def _schedule_notify(self) -> None:
+        if self._callbacks and self._loop is not None and not self._notify_scheduled:
+            self._notify_scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._run_callbacks)
+            except RuntimeError:  # loop closed: nobody is left to tell
+                self._notify_scheduled = False
+
+    # waiting side -------------------------------------------------------------------------
+
+    def wait_blocking(self, number: int) -> None:
+        with self._condition:
+            while self.durable_through < number and self.error is None:
+                self._condition.wait()
+        if self.durable_through < number and self.error is not None:
+            raise JournalError(f"the journal could not be written: {self.error}") from self.error
+
+    def when_durable(self, number: int, callback: Callable[[BaseException | None], None]) -> None:
+        with self._condition:
+            if self.durable_through >= number:
+                ready = True
+            elif self.error is not None:
+                callback(self.error)
+                return
+            else:
+                ready = False
+                self._callbacks.append((number, callback))
+        if ready:
+            callback(None)
+
+    async def wait_async(self, number: int) -> None:
+        if self.durable_through >= number:
+            return
+        future = asyncio.get_running_loop().create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(JournalError(f"the journal could not be written: {error}"))
+
+        self.when_durable(number, settle)
+        await future
+
+    def _run_callbacks(self) -> None:
+        with self._condition:
+            self._notify_scheduled = False
+            through, error = self.durable_through, self.error
+            ready = []
+            while self._callbacks and self._callbacks[0][0] <= through:
+                ready.append(self._callbacks.popleft()[1])
+            failed = []
+            if error is not None:
+                failed = [callback for _, callback in self._callbacks]
+                self._callbacks.clear()
+        for callback in ready:
+            callback(None)
+        for callback in failed:
+            callback(error)
+
+
+class JournalStore(ABC):
+    """Where journal records live; see the module docstring for the contract."""
+
+    #: Whether records survive the process (resumable jobs need such a store).
+    durable: bool = False
+
+    @abstractmethod
+    def load(self) -> StoredJournal:
+        """Every stored row, for recovery. Called once, before any write."""
+
+    @abstractmethod
+    def write(self, ops: Sequence[Op]) -> Ack:
+        """Append a group of operations, applied atomically in submission order."""
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional
+        """The event loop that awaits acks (stores with a writer thread notify it)."""
+
+    async def flush(self) -> None:  # noqa: B027 - optional
+        """Wait until everything written so far is durable."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release the store (after ``flush``)."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class MemoryJournalStore(JournalStore):
+    """Keeps the journal's records in dicts: the same records and operations as on disk,
+    nothing written anywhere. Reusing one instance in a new environment resumes from it, which
+    is how tests simulate a crash within one process."""
+
+    def __init__(self) -> None:
+        self.meta: dict[str, bytes] = {}
+        self.inputs: dict[int, tuple[bytes, int, bytes]] = {}
+        self.calls: dict[int, dict[int, bytes]] = {}
+        self.commits: dict[int, tuple[int, bytes, bytes]] = {}
+        self.outputs: dict[int, tuple[int, bytes, bytes]] = {}
+        self.failures: dict[int, tuple[bytes, bytes]] = {}
+        self.snapshots: dict[bytes, bytes] = {}
+        self.writes = 0
+
+    def load(self) -> StoredJournal:
+        return StoredJournal(
+            meta=dict(self.meta),
+            inputs=[(seq, *row) for seq, row in sorted(self.inputs.items())],
+            calls=[
+                (seq, slot, record)
+                for seq, slots in sorted(self.calls.items())
+                for slot, record in sorted(slots.items())
+            ],
+            commits=sorted(((seq, *row) for seq, row in self.commits.items()), key=_by_no),
+            outputs=sorted(((seq, *row) for seq, row in self.outputs.items()), key=_by_no),
+            failures=[(seq, *row) for seq, row in sorted(self.failures.items())],
+            snapshots=list(self.snapshots.items()),
+        )
+
+    def write(self, ops: Sequence[Op]) -> Ack:
+        for op in ops:
+            self._apply(op)
+        self.writes += len(ops)
+        return DONE
+
+    def _apply(self, op: Op) -> None:
+        kind = op[0]
+        if kind == "call":
+            _, seq, slot, record = op
+            self.calls.setdefault(seq, {})[slot] = record
+        elif kind == "input":
+            _, seq, key, status, record = op
+            self.inputs[seq] = (key, status, record)
+        elif kind == "commit":
+            _, seq, commit_no, key, record, outputs = op
+            if seq in self.commits:
+                raise JournalError(f"input {seq} was already committed")
+            self.commits[seq] = (commit_no, key, record)
+            self.outputs[seq] = (commit_no, key, outputs)
+            self._set_status(seq, 1)
+        elif kind == "discard":
+            _, seq, from_slot = op
+            slots = self.calls.get(seq)
+            if slots:
+                for slot in [slot for slot in slots if slot >= from_slot]:
+                    del slots[slot]
+        elif kind == "fail":
+            _, seq, key, record = op
+            self.failures[seq] = (key, record)
+            self.calls.pop(seq, None)
+            self._set_status(seq, 2)
+        elif kind == "snapshot":
+            _, key, commit_no, record, keep_inputs = op
+            self.snapshots[key] = record
+            folded = [
+                seq for seq, (no, owner, _) in self.commits.items()
+                if owner == key and no <= commit_no
+            ]  # fmt: skip
+            for seq in folded:
+                del self.commits[seq]
+                self.calls.pop(seq, None)
+                if not keep_inputs:
+                    self.inputs.pop(seq, None)
+                    self.outputs.pop(seq, None)
+        elif kind == "meta":
+            _, name, value = op
+            self.meta[name] = value
+        else:
+            raise JournalError(f"unknown journal operation {kind!r}")
+
+    def _set_status(self, seq: int, status: int) -> None:
+        row = self.inputs.get(seq)
+        if row is not None:
+            self.inputs[seq] = (row[0], status, row[2])
+
+
+def _by_no(row: tuple[Any, ...]) -> int:
+    return row[1]
