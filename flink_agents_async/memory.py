@@ -354,10 +354,8 @@ class MemoryStore:
         return cls(memory_type, entries)
 
 
-def split_delta(
-    delta: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, list[str]], list[str]]:
-    """A delta from ``MemoryStore.commit`` as plain data: (values, objects, deleted paths)."""
+def split_delta(delta: dict[str, Any]) -> list[Any]:
+    """A delta from ``MemoryStore.commit`` as plain data: [values, objects, deleted paths]."""
     values: dict[str, Any] = {}
     objects: dict[str, list[str]] = {}
     deleted: list[str] = []
@@ -368,7 +366,7 @@ def split_delta(
             objects[path] = list(entry.children)
         else:
             values[path] = entry
-    return values, objects, deleted
+    return [values, objects, deleted]
 
 
 class MemoryObject:

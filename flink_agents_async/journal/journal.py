@@ -27,8 +27,9 @@ from .records import (
     FailureRecord,
     InputRecord,
     SnapshotRecord,
+    unpack_outputs,
 )
-from .store import Ack, JournalStore
+from .store import DONE, Ack, JournalStore
 
 __all__ = ["DIVERGENCE_MODES", "Journal", "RecoveredInput", "RecoveredJournal", "RunRecorder"]
 
@@ -86,7 +87,12 @@ class Journal:
         divergence: str = "warn",
         compaction_interval: int = 1000,
         keep_inputs: bool = True,
+        recording: bool = True,
     ) -> None:
+        """``keep_inputs``: keep committed inputs and their outputs after compaction (what makes
+        a batch job resumable). ``recording=False``: write nothing that only a recovery would
+        read, for a private in-memory journal nobody can resume from; values are still encoded,
+        so whatever a journal refuses is refused the same way."""
         if divergence not in DIVERGENCE_MODES:
             raise JournalError(
                 f"durable.divergence is {divergence!r}; use one of {', '.join(DIVERGENCE_MODES)}"
@@ -97,6 +103,7 @@ class Journal:
         self.strict = divergence == "strict"
         self.compaction_interval = max(1, compaction_interval)
         self.keep_inputs = keep_inputs
+        self.recording = recording
         self.next_commit_no = 1
         self._commits_since_compaction = 0
         # key bytes -> (its last commit_no, that run's number, its actor), since last compaction
@@ -155,7 +162,7 @@ class Journal:
             state.last_commit_no = commit_no
         for seq, commit_no, key_bytes, data in stored.outputs:
             key = key_state(key_bytes).key
-            for output in decode(data, f"the outputs of input {seq}"):
+            for output in decode(unpack_outputs(data), f"the outputs of input {seq}"):
                 recovered.outputs.append((key, output))
             self.next_commit_no = max(self.next_commit_no, commit_no + 1)
         for key_bytes, _ in stored.snapshots:
@@ -187,15 +194,17 @@ class Journal:
     # -- writing ----------------------------------------------------------------------------
 
     def encode_key(self, key: Hashable) -> bytes:
-        return self.codec.encode(key, f"key {key!r}")
+        return self.codec.encode(key, "key {!r}", key)
 
-    def encode_item(self, given_key: Hashable | None, value: Any, where: str) -> bytes:
-        """The codec bytes that identify an input item (its key as given, and its value)."""
-        return self.codec.encode([given_key, value], where)
+    def encode_item(self, given_key: Hashable | None, value: Any, index: int) -> bytes:
+        """The codec bytes that identify input item ``index`` (its key as given, its value)."""
+        return self.codec.encode([given_key, value], "input item {}", index)
 
     def accept(self, seq: int, key_bytes: bytes, item: bytes) -> Ack:
+        if not self.recording:
+            return DONE
         record = InputRecord(seq, key_bytes, item)
-        return self.store.write([("input", seq, key_bytes, INPUT_ACCEPTED, record.pack())])
+        return self.store.write([("input", seq, key_bytes, INPUT_ACCEPTED, record)])
 
     def recorder(
         self, seq: int, key: Hashable, run: int, calls: dict[int, CallRecord] | None
@@ -203,7 +212,7 @@ class Journal:
         return RunRecorder(self, seq, key, run, calls or {})
 
     def encode_outputs(self, outputs: list[Any], key: Hashable, run: int) -> bytes:
-        return self.codec.encode(outputs, f"an output of run {run} of key {key!r}")
+        return self.codec.encode(outputs, "an output of run {} of key {!r}", run, key)
 
     def commit(
         self,
@@ -217,9 +226,11 @@ class Journal:
     ) -> Ack:
         commit_no = self.next_commit_no
         self.next_commit_no += 1
+        if not self.recording:
+            return DONE
         delta_bytes = self.codec.encode(split_delta(delta), "a memory delta")
-        record = CommitRecord(seq, commit_no, key_bytes, run, delta_bytes, outputs, calls)
-        ack = self.store.write([("commit", seq, commit_no, key_bytes, record.pack(), outputs)])
+        record = CommitRecord(seq, commit_no, key_bytes, run, delta_bytes, calls)
+        ack = self.store.write([("commit", seq, commit_no, key_bytes, record, outputs)])
         self._dirty[key_bytes] = (commit_no, run, actor)
         self._commits_since_compaction += 1
         if self._commits_since_compaction >= self.compaction_interval:
@@ -227,6 +238,8 @@ class Journal:
         return ack
 
     def fail(self, seq: int, key_bytes: bytes, failure: ActionFailedError) -> Ack:
+        if not self.recording:
+            return DONE
         record = FailureRecord(
             seq,
             failure.run,
@@ -235,10 +248,16 @@ class Journal:
             f"{type(failure.cause).__module__}.{type(failure.cause).__qualname__}",
             str(failure.cause),
         )
-        return self.store.write([("fail", seq, key_bytes, record.pack())])
+        return self.store.write([("fail", seq, key_bytes, record)])
 
     def discard_calls(self, seq: int, from_slot: int = 0) -> None:
-        self.store.write([("discard", seq, from_slot)])
+        if self.recording:
+            self.store.write([("discard", seq, from_slot)])
+
+    def write_call(self, seq: int, record: CallRecord) -> Ack:
+        if not self.recording:
+            return DONE
+        return self.store.write([("call", seq, record.slot, record)])
 
     def compact(self) -> None:
         """Fold every key committed since the last compaction into a snapshot of its memory.
@@ -248,12 +267,14 @@ class Journal:
         """
         self._commits_since_compaction = 0
         dirty, self._dirty = self._dirty, {}
+        if not self.recording:
+            return
         ops = []
         for key_bytes, (commit_no, run, actor) in dirty.items():
             values, objects = actor.short_term.snapshot()  # its committed state
             memory = self.codec.encode([values, objects], "a memory snapshot")
             record = SnapshotRecord(key_bytes, commit_no, run, memory)
-            ops.append(("snapshot", key_bytes, commit_no, record.pack(), self.keep_inputs))
+            ops.append(("snapshot", key_bytes, commit_no, record, self.keep_inputs))
         if ops:
             self.store.write(ops)
 
@@ -339,7 +360,7 @@ class RunRecorder:
         if call.reconciler is None:
             return None  # only calls with a reconciler need their start on record
         record = CallRecord(call.slot, call.function_id, self._digest(call), PENDING)
-        ack = self.journal.store.write([("call", self.seq, call.slot, record.pack())])
+        ack = self.journal.write_call(self.seq, record)
         return None if self.journal.durability == "none" or ack.done else ack
 
     def finished(self, call: DurableCall, outcome: Outcome) -> Ack | None:
@@ -349,8 +370,11 @@ class RunRecorder:
             try:
                 payload = codec.encode(
                     outcome.value,
-                    f"the result of durable call {call.function_id} (slot {call.slot}, action "
-                    f"{call.action!r}, key {self.key!r})",
+                    "the result of durable call {} (slot {}, action {!r}, key {!r})",
+                    call.function_id,
+                    call.slot,
+                    call.action,
+                    self.key,
                 )
                 ok = True
             except JournalEncodeError as error:
@@ -359,7 +383,7 @@ class RunRecorder:
         else:
             payload, ok = codec.encode(outcome.error), False
         record = CallRecord(call.slot, call.function_id, self._digest(call), COMPLETED, ok, payload)
-        ack = self.journal.store.write([("call", self.seq, call.slot, record.pack())])
+        ack = self.journal.write_call(self.seq, record)
         if encode_error is not None:
             raise encode_error
         return ack if self.journal.durability == "sync" and not ack.done else None

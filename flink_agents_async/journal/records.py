@@ -113,24 +113,34 @@ class CallRecord:
 
 @dataclass(slots=True)
 class CommitRecord:
-    """A committed run. ``values`` / ``objects`` / ``deleted`` are the memory delta (codec bytes
-    of each dict/list); ``outputs`` the codec bytes of the run's output list."""
+    """A committed run: its memory delta (codec bytes of ``[values, objects, deleted]``) and
+    how many durable calls it made. Its outputs are kept apart (``pack_outputs``), because a
+    batch job keeps them after compaction folds the delta away."""
 
     seq: int
     commit_no: int
     key: bytes
     run: int
     delta: bytes
-    outputs: bytes
     calls: int = 0
 
     def pack(self) -> bytes:
-        return _pack([self.run, self.delta, self.outputs, self.calls])
+        return _pack([self.run, self.delta, self.calls])
 
     @classmethod
     def unpack(cls, seq: int, commit_no: int, key: bytes, data: bytes) -> CommitRecord:
-        run, delta, outputs, calls = _unpack(data, "commit", 4)
-        return cls(seq, commit_no, key, run, delta, outputs, calls)
+        run, delta, calls = _unpack(data, "commit", 3)
+        return cls(seq, commit_no, key, run, delta, calls)
+
+
+def pack_outputs(outputs: bytes) -> bytes:
+    """The stored form of a run's outputs (codec bytes of the output list)."""
+    return _pack([outputs])
+
+
+def unpack_outputs(data: bytes) -> bytes:
+    (outputs,) = _unpack(data, "outputs", 1)
+    return outputs
 
 
 @dataclass(slots=True)

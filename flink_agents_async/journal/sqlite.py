@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from ..errors import JournalError
+from .records import pack_outputs
 from .store import Ack, DurabilityTracker, JournalStore, Op, StoredJournal
 
 __all__ = ["DURABILITY_MODES", "SQLiteJournalStore"]
@@ -263,7 +264,7 @@ def _apply_input(connection: sqlite3.Connection, op: Op) -> None:
 
 def _apply_call(connection: sqlite3.Connection, op: Op) -> None:
     _, seq, slot, record = op
-    connection.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?)", (seq, slot, record))
+    connection.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?)", (seq, slot, record.pack()))
 
 
 def _apply_discard(connection: sqlite3.Connection, op: Op) -> None:
@@ -273,21 +274,27 @@ def _apply_discard(connection: sqlite3.Connection, op: Op) -> None:
 
 def _apply_commit(connection: sqlite3.Connection, op: Op) -> None:
     _, seq, commit_no, key, record, outputs = op
-    connection.execute("INSERT INTO commits VALUES (?, ?, ?, ?)", (seq, commit_no, key, record))
-    connection.execute("INSERT INTO outputs VALUES (?, ?, ?, ?)", (seq, commit_no, key, outputs))
+    connection.execute(
+        "INSERT INTO commits VALUES (?, ?, ?, ?)", (seq, commit_no, key, record.pack())
+    )
+    connection.execute(
+        "INSERT INTO outputs VALUES (?, ?, ?, ?)", (seq, commit_no, key, pack_outputs(outputs))
+    )
     connection.execute("UPDATE inputs SET status = 1 WHERE seq = ?", (seq,))
 
 
 def _apply_fail(connection: sqlite3.Connection, op: Op) -> None:
     _, seq, key, record = op
-    connection.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?)", (seq, key, record))
+    connection.execute(
+        "INSERT OR REPLACE INTO failures VALUES (?, ?, ?)", (seq, key, record.pack())
+    )
     connection.execute("DELETE FROM calls WHERE seq = ?", (seq,))
     connection.execute("UPDATE inputs SET status = 2 WHERE seq = ?", (seq,))
 
 
 def _apply_snapshot(connection: sqlite3.Connection, op: Op) -> None:
     _, key, commit_no, record, keep_inputs = op
-    connection.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (key, record))
+    connection.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (key, record.pack()))
     folded = "SELECT seq FROM commits WHERE key = ? AND commit_no <= ?"
     connection.execute(f"DELETE FROM calls WHERE seq IN ({folded})", (key, commit_no))
     if not keep_inputs:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import JournalError
+from .records import pack_outputs
 
 __all__ = ["Ack", "JournalStore", "MemoryJournalStore", "Op", "StoredJournal"]
 
@@ -199,55 +200,89 @@ class JournalStore(ABC):
 
 class MemoryJournalStore(JournalStore):
     """Keeps the journal's records in dicts: the same records and operations as on disk,
-    nothing written anywhere. Reusing one instance in a new environment resumes from it, which
-    is how tests simulate a crash within one process."""
+    nothing written anywhere (records are packed only when ``load`` hands them out). Reusing
+    one instance in a new environment resumes from it, which is how tests simulate a crash
+    within one process."""
 
     def __init__(self) -> None:
         self.meta: dict[str, bytes] = {}
-        self.inputs: dict[int, tuple[bytes, int, bytes]] = {}
-        self.calls: dict[int, dict[int, bytes]] = {}
-        self.commits: dict[int, tuple[int, bytes, bytes]] = {}
-        self.outputs: dict[int, tuple[int, bytes, bytes]] = {}
-        self.failures: dict[int, tuple[bytes, bytes]] = {}
-        self.snapshots: dict[bytes, bytes] = {}
+        self.inputs: dict[int, tuple[bytes, int, Any]] = {}  # seq -> key, status, record
+        self.calls: dict[int, dict[int, Any]] = {}  # seq -> slot -> record
+        self.commits: dict[int, tuple[int, bytes, Any]] = {}  # seq -> commit_no, key, record
+        self.commits_by_key: dict[bytes, list[int]] = {}  # key -> seqs, in commit order
+        self.outputs: dict[int, tuple[int, bytes, bytes]] = {}  # seq -> commit_no, key, data
+        self.failures: dict[int, tuple[bytes, Any]] = {}
+        self.snapshots: dict[bytes, Any] = {}
         self.writes = 0
 
     def load(self) -> StoredJournal:
         return StoredJournal(
             meta=dict(self.meta),
-            inputs=[(seq, *row) for seq, row in sorted(self.inputs.items())],
+            inputs=[
+                (seq, key, status, record.pack())
+                for seq, (key, status, record) in sorted(self.inputs.items())
+            ],
             calls=[
-                (seq, slot, record)
+                (seq, slot, record.pack())
                 for seq, slots in sorted(self.calls.items())
                 for slot, record in sorted(slots.items())
             ],
-            commits=sorted(((seq, *row) for seq, row in self.commits.items()), key=_by_no),
-            outputs=sorted(((seq, *row) for seq, row in self.outputs.items()), key=_by_no),
-            failures=[(seq, *row) for seq, row in sorted(self.failures.items())],
-            snapshots=list(self.snapshots.items()),
+            commits=sorted(
+                ((seq, no, key, record.pack()) for seq, (no, key, record) in self.commits.items()),
+                key=_by_no,
+            ),
+            outputs=sorted(
+                (
+                    (seq, no, key, pack_outputs(data))
+                    for seq, (no, key, data) in self.outputs.items()
+                ),
+                key=_by_no,
+            ),
+            failures=[
+                (seq, key, record.pack()) for seq, (key, record) in sorted(self.failures.items())
+            ],
+            snapshots=[(key, record.pack()) for key, record in self.snapshots.items()],
         )
 
     def write(self, ops: Sequence[Op]) -> Ack:
         for op in ops:
-            self._apply(op)
+            kind = op[0]
+            if kind == "commit":  # the most frequent, spared the chain below
+                self._apply_commit(*op[1:])
+            else:
+                self._apply(op)
         self.writes += len(ops)
         return DONE
+
+    def _apply_commit(
+        self, seq: int, commit_no: int, key: bytes, record: Any, outputs: bytes
+    ) -> None:
+        if seq in self.commits or seq in self.outputs:
+            raise JournalError(f"input {seq} was already committed")
+        self.commits[seq] = (commit_no, key, record)
+        by_key = self.commits_by_key.get(key)
+        if by_key is None:
+            self.commits_by_key[key] = [seq]
+        else:
+            by_key.append(seq)
+        self.outputs[seq] = (commit_no, key, outputs)
+        row = self.inputs.get(seq)
+        if row is not None:
+            self.inputs[seq] = (row[0], 1, row[2])
 
     def _apply(self, op: Op) -> None:
         kind = op[0]
         if kind == "call":
             _, seq, slot, record = op
-            self.calls.setdefault(seq, {})[slot] = record
+            slots = self.calls.get(seq)
+            if slots is None:
+                slots = self.calls[seq] = {}
+            slots[slot] = record
         elif kind == "input":
             _, seq, key, status, record = op
             self.inputs[seq] = (key, status, record)
         elif kind == "commit":
-            _, seq, commit_no, key, record, outputs = op
-            if seq in self.commits:
-                raise JournalError(f"input {seq} was already committed")
-            self.commits[seq] = (commit_no, key, record)
-            self.outputs[seq] = (commit_no, key, outputs)
-            self._set_status(seq, 1)
+            self._apply_commit(*op[1:])
         elif kind == "discard":
             _, seq, from_slot = op
             slots = self.calls.get(seq)
@@ -260,23 +295,24 @@ class MemoryJournalStore(JournalStore):
             self.calls.pop(seq, None)
             self._set_status(seq, 2)
         elif kind == "snapshot":
-            _, key, commit_no, record, keep_inputs = op
-            self.snapshots[key] = record
-            folded = [
-                seq for seq, (no, owner, _) in self.commits.items()
-                if owner == key and no <= commit_no
-            ]  # fmt: skip
-            for seq in folded:
-                del self.commits[seq]
-                self.calls.pop(seq, None)
-                if not keep_inputs:
-                    self.inputs.pop(seq, None)
-                    self.outputs.pop(seq, None)
+            self._apply_snapshot(*op[1:])
         elif kind == "meta":
             _, name, value = op
             self.meta[name] = value
         else:
             raise JournalError(f"unknown journal operation {kind!r}")
+
+    def _apply_snapshot(self, key: bytes, commit_no: int, record: Any, keep_inputs: bool) -> None:
+        self.snapshots[key] = record
+        seqs = self.commits_by_key.get(key, [])
+        folded = [seq for seq in seqs if self.commits[seq][0] <= commit_no]
+        self.commits_by_key[key] = seqs[len(folded) :]
+        for seq in folded:
+            del self.commits[seq]
+            self.calls.pop(seq, None)
+            if not keep_inputs:
+                self.inputs.pop(seq, None)
+                self.outputs.pop(seq, None)
 
     def _set_status(self, seq: int, status: int) -> None:
         row = self.inputs.get(seq)

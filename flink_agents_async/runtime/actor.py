@@ -113,7 +113,6 @@ class Actor:
             self.runs_started,
             item,
             attempt,
-            system.recorder_for(self, item),
             self._finish,
         )
         self.current = run

@@ -67,7 +67,7 @@ async def feed_batch(
 
 def _identify(system: ActorSystem, checked: CheckedInput) -> tuple[int, Any, Any, bytes]:
     index, key, value, given_key = checked
-    item = system.journal.encode_item(given_key, value, f"input item {index}")
+    item = system.journal.encode_item(given_key, value, index)
     return index, key, value, item
 
 

@@ -248,15 +248,22 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         directory = config.get(JournalOptions.DIR)
         durability = str(config.get(JournalOptions.DURABILITY))
         store = self._journal_store
+        # A batch job's input positions and outputs are what make it resumable. Nobody can
+        # resume from a private in-memory store, so compaction may drop them there.
+        resumable = True
         if store is None:
-            store = SQLiteJournalStore(directory, durability) if directory else MemoryJournalStore()
+            if directory:
+                store = SQLiteJournalStore(directory, durability)
+            else:
+                store, resumable = MemoryJournalStore(), False
         return Journal(
             store,
             Codec(allow_pickle=bool(config.get(JournalOptions.ALLOW_PICKLE))),
             durability=durability if store.durable else "none",
             divergence=str(config.get(JournalOptions.DIVERGENCE)),
             compaction_interval=config.get(JournalOptions.COMPACTION_INTERVAL) or 1000,
-            keep_inputs=True,  # a batch job's positions and outputs make it resumable
+            keep_inputs=True,
+            recording=resumable,
         )
 
     def metrics(self) -> dict[str, Any]:

@@ -61,6 +61,7 @@ class Run:
     """One input of one key going through the plan. Created and finished by its ``Actor``."""
 
     __slots__ = (
+        "_recorder",
         "_sensory_view",
         "actor",
         "attempt",
@@ -77,7 +78,6 @@ class Run:
         "pending",
         "pump_scheduled",
         "pumping",
-        "recorder",
         "routed",
         "short_term_view",
         "system",
@@ -91,7 +91,6 @@ class Run:
         number: int,
         item: InputItem,
         attempt: int,
-        recorder: CallRecorder,
         on_done: Callable[[Run], None],
     ) -> None:
         self.system = system
@@ -100,7 +99,7 @@ class Run:
         self.number = number
         self.item = item
         self.attempt = attempt
-        self.recorder = recorder
+        self._recorder: CallRecorder | None = None  # made at the first durable call
         self.on_done = on_done
         self.loop = system.loop
         self.pending: deque[Event] = deque()
@@ -132,6 +131,14 @@ class Run:
             )
             self._stop_everything()
         self._check_done()
+
+    @property
+    def recorder(self) -> CallRecorder:
+        """The journal's recorder of this run's durable calls."""
+        recorder = self._recorder
+        if recorder is None:
+            recorder = self._recorder = self.system.recorder_for(self)
+        return recorder
 
     @property
     def sensory_view(self) -> MemoryObject:

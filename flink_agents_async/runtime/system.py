@@ -173,8 +173,8 @@ class ActorSystem:
 
     # -- callbacks from actors --------------------------------------------------------------
 
-    def recorder_for(self, actor: Actor, item: InputItem) -> CallRecorder:
-        return self.journal.recorder(item.seq, actor.key, actor.runs_started, item.calls)
+    def recorder_for(self, run: Run) -> CallRecorder:
+        return self.journal.recorder(run.item.seq, run.key, run.number, run.item.calls)
 
     def commit_run(self, actor: Actor, run: Run) -> None:
         """Commit a successful run: memory and outputs become durable together; the outputs are
@@ -190,7 +190,10 @@ class ActorSystem:
         ack = self.journal.commit(
             run.item.seq, actor.key_bytes, run.number, delta, outputs, run.next_slot, actor
         )
-        ack.then(lambda error: self._release(run, error))
+        if ack.done:
+            self._release(run, None)
+        else:
+            ack.then(lambda error: self._release(run, error))
 
     def _release(self, run: Run, error: BaseException | None) -> None:
         if error is not None:  # the journal broke: the run's effects are not durable
