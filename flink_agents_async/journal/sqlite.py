@@ -258,7 +258,7 @@ def _rows(connection: sqlite3.Connection, table: str) -> list[tuple[int, int, by
 def _apply_input(connection: sqlite3.Connection, op: Op) -> None:
     _, seq, key, status, record = op
     connection.execute(
-        "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?)", (seq, key, status, record)
+        "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?)", (seq, key, status, record.pack())
     )
 
 

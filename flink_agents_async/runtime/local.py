@@ -259,7 +259,7 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         return Journal(
             store,
             Codec(allow_pickle=bool(config.get(JournalOptions.ALLOW_PICKLE))),
-            durability=durability if store.durable else "none",
+            durability=getattr(store, "durability", "none") if store.durable else "none",
             divergence=str(config.get(JournalOptions.DIVERGENCE)),
             compaction_interval=config.get(JournalOptions.COMPACTION_INTERVAL) or 1000,
             keep_inputs=True,
