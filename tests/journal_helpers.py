@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,6 @@ async def crash_job(
     job = asyncio.ensure_future(env.execute())
     await asyncio.wait_for(crashed.wait(), GUARD_TIMEOUT)
     job.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await job
-    except asyncio.CancelledError:
-        pass
     return outputs

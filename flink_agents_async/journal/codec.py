@@ -72,11 +72,25 @@ def _find_class(path: str) -> type | None:
     return target if isinstance(target, type) else None
 
 
+class Unresolved:
+    """A journaled value whose class is not loaded here (shown by tools, never replayed)."""
+
+    def __init__(self, path: str, data: Any) -> None:
+        self.path = path.replace(":", ".")
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<{self.path} {self.data!r}>"
+
+
 class Codec:
     """Encodes journal values to msgpack bytes and back. Stateless apart from its settings."""
 
-    def __init__(self, *, allow_pickle: bool = False) -> None:
+    def __init__(self, *, allow_pickle: bool = False, lenient: bool = False) -> None:
+        """``lenient``: decode what cannot be rebuilt (classes not loaded, pickles) as an
+        ``Unresolved`` placeholder instead of failing; for tools that only display records."""
         self.allow_pickle = allow_pickle
+        self.lenient = lenient
         self._packer_default = self._encode_default
         # One Packer per thread: reusing it is several times cheaper than packb(), which builds
         # a Packer per call. Values nested in extension types use packb (never re-entrant).
@@ -222,16 +236,18 @@ class Codec:
     def _decode_enum(self, data: bytes) -> Any:
         path, value = self._unpack(data)
         cls = self._required_class(path, enum.Enum, "enum")
-        return cls(value)
+        return Unresolved(path, value) if cls is None else cls(value)
 
     def _decode_model(self, data: bytes) -> Any:
         path, fields = self._unpack(data)
         cls = self._required_class(path, BaseModel, "pydantic model")
-        return cls.model_construct(**fields)
+        return Unresolved(path, fields) if cls is None else cls.model_construct(**fields)
 
     def _decode_dataclass(self, data: bytes) -> Any:
         path, fields = self._unpack(data)
         cls = self._required_class(path, object, "dataclass")
+        if cls is None:
+            return Unresolved(path, fields)
         if not dataclasses.is_dataclass(cls):
             raise JournalError(f"journal names {path} as a dataclass, but it is not one")
         instance = object.__new__(cls)
@@ -252,6 +268,8 @@ class Codec:
         return error
 
     def _decode_pickle(self, data: bytes) -> Any:
+        if not self.allow_pickle and self.lenient:
+            return Unresolved("pickle", f"{len(data)} bytes")
         if not self.allow_pickle:
             raise JournalError(
                 "the journal holds a pickled value; reading it would run code, so it is refused "
@@ -262,6 +280,8 @@ class Codec:
     def _required_class(self, path: str, base: type, kind: str) -> Any:
         cls = _find_class(path)
         if cls is None:
+            if self.lenient:
+                return None
             raise JournalError(
                 f"the journal holds a {kind} of class {path.replace(':', '.')}, which is not "
                 "loaded in this process; import its module before the job starts"

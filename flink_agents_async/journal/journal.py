@@ -26,8 +26,8 @@ from .records import (
     CommitRecord,
     FailureRecord,
     InputRecord,
+    OutputsRecord,
     SnapshotRecord,
-    unpack_outputs,
 )
 from .store import DONE, Ack, JournalStore
 
@@ -162,7 +162,8 @@ class Journal:
             state.last_commit_no = commit_no
         for seq, commit_no, key_bytes, data in stored.outputs:
             key = key_state(key_bytes).key
-            for output in decode(unpack_outputs(data), f"the outputs of input {seq}"):
+            record = OutputsRecord.unpack(data)
+            for output in decode(record.outputs, f"the outputs of input {seq}"):
                 recovered.outputs.append((key, output))
             self.next_commit_no = max(self.next_commit_no, commit_no + 1)
         for key_bytes, _ in stored.snapshots:

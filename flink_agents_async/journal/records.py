@@ -27,6 +27,7 @@ __all__ = [
     "CommitRecord",
     "FailureRecord",
     "InputRecord",
+    "OutputsRecord",
     "SnapshotRecord",
     "item_digest",
 ]
@@ -114,7 +115,7 @@ class CallRecord:
 @dataclass(slots=True)
 class CommitRecord:
     """A committed run: its memory delta (codec bytes of ``[values, objects, deleted]``) and
-    how many durable calls it made. Its outputs are kept apart (``pack_outputs``), because a
+    how many durable calls it made. Its outputs are kept apart (``OutputsRecord``), because a
     batch job keeps them after compaction folds the delta away."""
 
     seq: int
@@ -133,14 +134,23 @@ class CommitRecord:
         return cls(seq, commit_no, key, run, delta, calls)
 
 
-def pack_outputs(outputs: bytes) -> bytes:
-    """The stored form of a run's outputs (codec bytes of the output list)."""
-    return _pack([outputs])
+@dataclass(slots=True)
+class OutputsRecord:
+    """A committed run's outputs (codec bytes of the list), kept apart from its commit record
+    because a batch job keeps them after compaction folds the delta away; with the run number
+    and call count, so tools can still describe the run."""
 
+    run: int
+    calls: int
+    outputs: bytes
 
-def unpack_outputs(data: bytes) -> bytes:
-    (outputs,) = _unpack(data, "outputs", 1)
-    return outputs
+    def pack(self) -> bytes:
+        return _pack([self.run, self.calls, self.outputs])
+
+    @classmethod
+    def unpack(cls, data: bytes) -> OutputsRecord:
+        run, calls, outputs = _unpack(data, "outputs", 3)
+        return cls(run, calls, outputs)
 
 
 @dataclass(slots=True)

@@ -26,10 +26,10 @@ from typing import Any
 import structlog
 
 from ..errors import JournalError
-from .records import pack_outputs
+from .records import OutputsRecord
 from .store import Ack, DurabilityTracker, JournalStore, Op, StoredJournal
 
-__all__ = ["DURABILITY_MODES", "SQLiteJournalStore"]
+__all__ = ["DURABILITY_MODES", "JOURNAL_FILE", "SQLiteJournalStore", "read_journal"]
 
 logger = structlog.get_logger("flink_agents_async")
 
@@ -129,41 +129,11 @@ class SQLiteJournalStore(JournalStore):
     def load(self) -> StoredJournal:
         connection = self._connection = self._connect()
         try:
-            stored = StoredJournal(
-                meta={
-                    name: bytes(value) for name, value in connection.execute("SELECT * FROM meta")
-                },
-                inputs=[
-                    (seq, bytes(key), status, bytes(record))
-                    for seq, key, status, record in connection.execute(
-                        "SELECT seq, key, status, record FROM inputs ORDER BY seq"
-                    )
-                ],
-                calls=[
-                    (seq, slot, bytes(record))
-                    for seq, slot, record in connection.execute(
-                        "SELECT seq, slot, record FROM calls ORDER BY seq, slot"
-                    )
-                ],
-                commits=_rows(connection, "commits"),
-                outputs=_rows(connection, "outputs"),
-                failures=[
-                    (seq, bytes(key), bytes(record))
-                    for seq, key, record in connection.execute(
-                        "SELECT seq, key, record FROM failures ORDER BY seq"
-                    )
-                ],
-                snapshots=[
-                    (bytes(key), bytes(record))
-                    for key, record in connection.execute("SELECT key, record FROM snapshots")
-                ],
-            )
-        except sqlite3.DatabaseError as error:
+            stored = _read_rows(connection, self.path)
+        except JournalError:
             connection.close()
             self._connection = None
-            raise JournalError(
-                f"{self.path} cannot be read: {error} (the file is corrupt or truncated)"
-            ) from error
+            raise
         self._start_writer()
         return stored
 
@@ -246,6 +216,69 @@ class SQLiteJournalStore(JournalStore):
                 hook("after", number)
 
 
+def read_journal(directory: str | Path) -> StoredJournal:
+    """Every row of the journal in ``directory``, read without writing anything (for tools)."""
+    path = Path(directory) / JOURNAL_FILE
+    if not path.is_file():
+        raise JournalError(f"no journal at {directory} (expected the file {path})")
+    try:
+        connection = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as error:
+        raise JournalError(f"{path} cannot be opened: {error}") from error
+    try:
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if "meta" not in tables:
+            raise JournalError(f"{path} is not a flink-agents-async journal")
+        row = connection.execute("SELECT value FROM meta WHERE name='format'").fetchone()
+        if row is None or bytes(row[0]) != _MAGIC:
+            raise JournalError(f"{path} is not a flink-agents-async journal")
+        return _read_rows(connection, path)
+    except sqlite3.DatabaseError as error:
+        raise JournalError(
+            f"{path} cannot be read: {error} (the file is corrupt or not an SQLite database)"
+        ) from error
+    finally:
+        connection.close()
+
+
+def _read_rows(connection: sqlite3.Connection, path: Path) -> StoredJournal:
+    try:
+        return StoredJournal(
+            meta={name: bytes(value) for name, value in connection.execute("SELECT * FROM meta")},
+            inputs=[
+                (seq, bytes(key), status, bytes(record))
+                for seq, key, status, record in connection.execute(
+                    "SELECT seq, key, status, record FROM inputs ORDER BY seq"
+                )
+            ],
+            calls=[
+                (seq, slot, bytes(record))
+                for seq, slot, record in connection.execute(
+                    "SELECT seq, slot, record FROM calls ORDER BY seq, slot"
+                )
+            ],
+            commits=_rows(connection, "commits"),
+            outputs=_rows(connection, "outputs"),
+            failures=[
+                (seq, bytes(key), bytes(record))
+                for seq, key, record in connection.execute(
+                    "SELECT seq, key, record FROM failures ORDER BY seq"
+                )
+            ],
+            snapshots=[
+                (bytes(key), bytes(record))
+                for key, record in connection.execute("SELECT key, record FROM snapshots")
+            ],
+        )
+    except sqlite3.DatabaseError as error:
+        raise JournalError(
+            f"{path} cannot be read: {error} (the file is corrupt or truncated)"
+        ) from error
+
+
 def _rows(connection: sqlite3.Connection, table: str) -> list[tuple[int, int, bytes, bytes]]:
     return [
         (seq, commit_no, bytes(key), bytes(record))
@@ -278,7 +311,8 @@ def _apply_commit(connection: sqlite3.Connection, op: Op) -> None:
         "INSERT INTO commits VALUES (?, ?, ?, ?)", (seq, commit_no, key, record.pack())
     )
     connection.execute(
-        "INSERT INTO outputs VALUES (?, ?, ?, ?)", (seq, commit_no, key, pack_outputs(outputs))
+        "INSERT INTO outputs VALUES (?, ?, ?, ?)",
+        (seq, commit_no, key, OutputsRecord(record.run, record.calls, outputs).pack()),
     )
     connection.execute("UPDATE inputs SET status = 1 WHERE seq = ?", (seq,))
 

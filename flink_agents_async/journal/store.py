@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import JournalError
-from .records import pack_outputs
 
 __all__ = ["Ack", "JournalStore", "MemoryJournalStore", "Op", "StoredJournal"]
 
@@ -210,7 +209,8 @@ class MemoryJournalStore(JournalStore):
         self.calls: dict[int, dict[int, Any]] = {}  # seq -> slot -> record
         self.commits: dict[int, tuple[int, bytes, Any]] = {}  # seq -> commit_no, key, record
         self.commits_by_key: dict[bytes, list[int]] = {}  # key -> seqs, in commit order
-        self.outputs: dict[int, tuple[int, bytes, bytes]] = {}  # seq -> commit_no, key, data
+        # seq -> commit_no, key, run, calls, outputs
+        self.outputs: dict[int, tuple[int, bytes, int, int, bytes]] = {}
         self.failures: dict[int, tuple[bytes, Any]] = {}
         self.snapshots: dict[bytes, Any] = {}
         self.writes = 0
@@ -233,8 +233,8 @@ class MemoryJournalStore(JournalStore):
             ),
             outputs=sorted(
                 (
-                    (seq, no, key, pack_outputs(data))
-                    for seq, (no, key, data) in self.outputs.items()
+                    (seq, no, key, OutputsRecord(run, calls, data).pack())
+                    for seq, (no, key, run, calls, data) in self.outputs.items()
                 ),
                 key=_by_no,
             ),
@@ -265,7 +265,7 @@ class MemoryJournalStore(JournalStore):
             self.commits_by_key[key] = [seq]
         else:
             by_key.append(seq)
-        self.outputs[seq] = (commit_no, key, outputs)
+        self.outputs[seq] = (commit_no, key, record.run, record.calls, outputs)
         row = self.inputs.get(seq)
         if row is not None:
             self.inputs[seq] = (row[0], 1, row[2])
