@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import JournalError
+from .records import OutputsRecord
 
 __all__ = ["Ack", "JournalStore", "MemoryJournalStore", "Op", "StoredJournal"]
 
