@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -124,7 +126,20 @@ def function_id(func: Callable[..., Any]) -> str:
     if qualname is None:
         qualname = type(target).__qualname__
     module = getattr(target, "__module__", None) or type(target).__module__
+    if module == "__main__":
+        module = _main_module_name()
     return f"{module}.{qualname}"
+
+
+def _main_module_name() -> str:
+    """The importable name of ``__main__``, so that a function keeps its id whether its file
+    runs as a script (``python job.py``), with ``-m``, or is imported."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        return spec.name
+    path = getattr(main, "__file__", None)
+    return Path(path).stem if path else "__main__"
 
 
 def is_async_function(func: Callable[..., Any]) -> bool:

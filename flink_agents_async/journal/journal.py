@@ -47,6 +47,8 @@ class RecoveredKey:
     memory: MemoryStore
     runs: int = 0
     last_commit_no: int = 0
+    last_commit_run: int = 0
+    unfolded: bool = False  # has commits not yet folded into a snapshot
 
 
 @dataclass
@@ -160,6 +162,8 @@ class Journal:
             state.memory.apply_delta(*decode(commit.delta, f"the memory delta of input {seq}"))
             state.runs = max(state.runs, commit.run)
             state.last_commit_no = commit_no
+            state.last_commit_run = commit.run
+            state.unfolded = True
         for seq, commit_no, key_bytes, data in stored.outputs:
             key = key_state(key_bytes).key
             record = OutputsRecord.unpack(data)
@@ -193,6 +197,11 @@ class Journal:
         return ActionFailedError(key, failure.run, failure.action, failure.event_type, cause)
 
     # -- writing ----------------------------------------------------------------------------
+
+    def adopt(self, state: RecoveredKey, actor: Any) -> None:
+        """Track a recovered key whose commits are not folded yet, so compaction folds them."""
+        if state.unfolded:
+            self._dirty[state.key_bytes] = (state.last_commit_no, state.last_commit_run, actor)
 
     def encode_key(self, key: Hashable) -> bytes:
         return self.codec.encode(key, "key {!r}", key)

@@ -108,6 +108,7 @@ class ActorSystem:
         for key, state in recovered.keys.items():
             actor = self.actors[key] = Actor(key, self, state.memory)
             actor.runs_started = state.runs
+            self.journal.adopt(state, actor)
         return recovered
 
     async def dispatch(
