@@ -58,6 +58,13 @@ def _summary(value: Any) -> str:
 
 def _load(directory: str) -> tuple[dict[str, bytes], dict[bytes, _Key], Codec]:
     stored = read_journal(directory)
+    try:
+        return _index(stored)
+    except JournalError as error:
+        raise JournalError(f"{directory}: {error}") from error
+
+
+def _index(stored: Any) -> tuple[dict[str, bytes], dict[bytes, _Key], Codec]:
     codec = Codec(lenient=True)
     keys: dict[bytes, _Key] = {}
 
@@ -72,7 +79,7 @@ def _load(directory: str) -> tuple[dict[str, bytes], dict[bytes, _Key], Codec]:
         entry(key_bytes).runs[seq] = _Run(seq, _STATUS.get(status, f"status {status}"))
     by_seq = {seq: key_entry for key_entry in keys.values() for seq in key_entry.runs}
     for seq, _, key_bytes, data in stored.outputs:
-        outputs = OutputsRecord.unpack(data)
+        outputs = OutputsRecord.unpack(data, seq)
         run = entry(key_bytes).runs.setdefault(seq, _Run(seq, "committed"))
         run.run, run.call_count = outputs.run, outputs.calls
     for seq, commit_no, key_bytes, data in stored.commits:
@@ -82,7 +89,7 @@ def _load(directory: str) -> tuple[dict[str, bytes], dict[bytes, _Key], Codec]:
     for seq, key_bytes, data in stored.failures:
         run = entry(key_bytes).runs.setdefault(seq, _Run(seq, "failed"))
         run.failure = FailureRecord.unpack(seq, data)
-        run.run = run.failure.run
+        run.run, run.call_count = run.failure.run, run.failure.calls
     calls: dict[int, list[CallRecord]] = defaultdict(list)
     for seq, slot, data in stored.calls:
         calls[seq].append(CallRecord.unpack(slot, data))

@@ -7,6 +7,7 @@ the journal it left must end with the same outputs and memory as the clean run.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -45,8 +46,6 @@ class CountingStore(SQLiteJournalStore):
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, int]:
-    import asyncio
-
     directory = tmp_path_factory.mktemp("clean")
     CountingStore.writes = 0
     store = CountingStore(directory / "journal", "sync")
@@ -60,7 +59,7 @@ def test_the_clean_run_makes_enough_writes_to_be_interesting(clean_run) -> None:
 
 
 @pytest.mark.parametrize("phase", ["before", "after"])
-async def test_every_crash_point_recovers_to_the_clean_result(
+def test_every_crash_point_recovers_to_the_clean_result(
     phase: str,
     clean_run,
     tmp_path: Path,  # type: ignore[no-untyped-def]
@@ -75,7 +74,7 @@ async def test_every_crash_point_recovers_to_the_clean_result(
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert crashed.returncode == CRASHED, (number, crashed.stderr)
-        outputs = await run(directory / "journal", directory / "ledger")
+        outputs = asyncio.run(run(directory / "journal", directory / "ledger"))
         memory = final_memory(directory / "journal")
         outcomes.append((number, outputs == expected_outputs, memory == expected_memory))
     assert outcomes == [(number, True, True) for number in range(1, writes + 1)]

@@ -125,9 +125,17 @@ class Codec:
             ) from None
 
     def _pack(self, value: Any) -> bytes:
-        return msgpack.packb(
-            value, default=self._packer_default, use_bin_type=True, strict_types=True
-        )
+        try:
+            return msgpack.packb(
+                value, default=self._packer_default, use_bin_type=True, strict_types=True
+            )
+        except OverflowError:  # an int beyond 64 bits somewhere inside
+            return msgpack.packb(
+                _widen_ints(value),
+                default=self._packer_default,
+                use_bin_type=True,
+                strict_types=True,
+            )
 
     def _encode_default(self, value: Any) -> Any:
         value_type = type(value)
@@ -135,7 +143,7 @@ class Codec:
             return msgpack.ExtType(_TUPLE, self._pack(list(value)))
         if value_type is set or value_type is frozenset:
             code = _SET if value_type is set else _FROZENSET
-            return msgpack.ExtType(code, self._pack(_sorted_if_possible(value)))
+            return msgpack.ExtType(code, self._pack(self._sorted(value)))
         if value_type is uuid.UUID:
             return msgpack.ExtType(_UUID, value.bytes)
         if value_type is dt.datetime:
@@ -174,6 +182,12 @@ class Codec:
             "datetime, Decimal, an enum, a pydantic model or a dataclass), or set "
             "'journal.allow-pickle: true' to pickle such objects"
         )
+
+    def _sorted(self, values: set[Any] | frozenset[Any]) -> list[Any]:
+        """A set's elements in the order of their encodings, so that equal sets encode
+        identically whatever their hash order (natural ordering would not do: sets of sets
+        compare by inclusion, which is only a partial order)."""
+        return sorted(values, key=self._pack)
 
     def _exception_record(self, error: BaseException) -> list[Any]:
         args = []
@@ -310,11 +324,12 @@ class Codec:
     # -- digests ----------------------------------------------------------------------------
 
     def digest(self, value: Any) -> bytes:
-        """A 16-byte digest of ``value`` computed from its codec bytes (stable across
-        processes). Values the codec refuses are digested by their type, so passing a client
-        object as an argument does not stop a durable call."""
+        """A 16-byte digest of ``value`` computed from its codec bytes, with dict entries in key
+        order, so it is stable across processes and equal for equal values. Values the codec
+        refuses are digested by their type, so passing a client object as an argument does not
+        stop a durable call."""
         try:
-            data = self.encode(value)
+            data = self.encode(_canonical(value))
         except JournalEncodeError:
             data = self.encode(_stand_in(value))
         return hashlib.blake2b(data, digest_size=16).digest()
@@ -323,7 +338,7 @@ class Codec:
         """The digest of a durable call's arguments (keyword arguments in name order)."""
         named = [[name, kwargs[name]] for name in sorted(kwargs)] if kwargs else []
         try:
-            data = self.encode([list(args), named])
+            data = self.encode(_canonical([list(args), named]))
         except JournalEncodeError:
             data = self.encode(
                 [
@@ -332,6 +347,24 @@ class Codec:
                 ]
             )
         return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with every dict's entries in key order (for digests only: stored values keep
+    their order)."""
+    value_type = type(value)
+    if value_type is dict:
+        items = [(key, _canonical(item)) for key, item in value.items()]
+        try:
+            items.sort(key=lambda entry: entry[0])
+        except TypeError:
+            items.sort(key=lambda entry: repr(entry[0]))
+        return dict(items)
+    if value_type is list:
+        return [_canonical(item) for item in value]
+    if value_type is tuple:
+        return tuple(_canonical(item) for item in value)
+    return value
 
 
 def _stand_in(value: Any) -> list[str]:
@@ -347,20 +380,13 @@ def _stand_in_if_needed(codec: Codec, value: Any) -> Any:
     return value
 
 
-def _sorted_if_possible(values: set[Any] | frozenset[Any]) -> list[Any]:
-    # Sorted so that equal sets encode (and digest) identically.
-    try:
-        return sorted(values)
-    except TypeError:
-        return sorted(values, key=repr)
-
-
 def _widen_ints(value: Any) -> Any:
     """``value`` with ints outside msgpack's 64-bit range as extension values."""
-    if type(value) is int and not (_INT64_MIN <= value <= _UINT64_MAX):
+    value_type = type(value)
+    if value_type is int and not (_INT64_MIN <= value <= _UINT64_MAX):
         return msgpack.ExtType(_BIGINT, str(value).encode())
-    if type(value) is list or type(value) is tuple:
-        return type(value)(_widen_ints(item) for item in value)
-    if type(value) is dict:
-        return {key: _widen_ints(item) for key, item in value.items()}
+    if value_type is list or value_type is tuple:
+        return value_type(_widen_ints(item) for item in value)
+    if value_type is dict:
+        return {_widen_ints(key): _widen_ints(item) for key, item in value.items()}
     return value

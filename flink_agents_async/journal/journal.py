@@ -122,7 +122,10 @@ class Journal:
         else:
             stored = self.store.load()
         self._check_job(stored.meta, job)
-        return self._recover(stored)
+        try:
+            return self._recover(stored)
+        except JournalError as error:
+            raise JournalError(f"{self.store.describe()}: {error}") from error
 
     def _check_job(self, meta: dict[str, bytes], job: dict[str, str]) -> None:
         for name, expected in job.items():
@@ -166,7 +169,7 @@ class Journal:
             state.unfolded = True
         for seq, commit_no, key_bytes, data in stored.outputs:
             key = key_state(key_bytes).key
-            record = OutputsRecord.unpack(data)
+            record = OutputsRecord.unpack(data, seq)
             for output in decode(record.outputs, f"the outputs of input {seq}"):
                 recovered.outputs.append((key, output))
             self.next_commit_no = max(self.next_commit_no, commit_no + 1)
@@ -247,7 +250,7 @@ class Journal:
             self.compact()
         return ack
 
-    def fail(self, seq: int, key_bytes: bytes, failure: ActionFailedError) -> Ack:
+    def fail(self, seq: int, key_bytes: bytes, failure: ActionFailedError, calls: int = 0) -> Ack:
         if not self.recording:
             return DONE
         record = FailureRecord(
@@ -257,6 +260,7 @@ class Journal:
             failure.event_type,
             f"{type(failure.cause).__module__}.{type(failure.cause).__qualname__}",
             str(failure.cause),
+            calls,
         )
         return self.store.write([("fail", seq, key_bytes, record)])
 

@@ -51,20 +51,20 @@ def _pack(fields: list[Any]) -> bytes:
     return msgpack.packb([FORMAT_VERSION, *fields], use_bin_type=True)
 
 
-def _unpack(data: bytes, kind: str, width: int) -> list[Any]:
+def _unpack(data: bytes, what: str, width: int) -> list[Any]:
     try:
         record = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as error:
-        raise JournalError(f"a {kind} record is corrupt: {type(error).__name__}: {error}") from None
+        raise JournalError(f"{what} is corrupt ({type(error).__name__}: {error})") from None
     if not isinstance(record, list) or not record:
-        raise JournalError(f"a {kind} record is corrupt: not a versioned array")
+        raise JournalError(f"{what} is corrupt (not a versioned array)")
     if record[0] != FORMAT_VERSION:
         raise JournalError(
-            f"a {kind} record has format version {record[0]!r}; this version of "
-            f"flink-agents-async reads version {FORMAT_VERSION}"
+            f"{what} has format version {record[0]!r}; this version of flink-agents-async "
+            f"reads version {FORMAT_VERSION}"
         )
     if len(record) != width + 1:
-        raise JournalError(f"a {kind} record is corrupt: {len(record) - 1} fields, not {width}")
+        raise JournalError(f"{what} is corrupt ({len(record) - 1} fields, not {width})")
     return record[1:]
 
 
@@ -87,7 +87,7 @@ class InputRecord:
 
     @classmethod
     def unpack(cls, seq: int, status: int, data: bytes) -> InputRecord:
-        key, item = _unpack(data, "input", 2)
+        key, item = _unpack(data, f"the input record of item {seq}", 2)
         return cls(seq, key, item, status)
 
 
@@ -108,7 +108,9 @@ class CallRecord:
 
     @classmethod
     def unpack(cls, slot: int, data: bytes) -> CallRecord:
-        function_id, digest, status, ok, payload = _unpack(data, "call", 5)
+        function_id, digest, status, ok, payload = _unpack(
+            data, f"the call record of slot {slot}", 5
+        )
         return cls(slot, function_id, digest, status, ok, payload)
 
 
@@ -130,7 +132,7 @@ class CommitRecord:
 
     @classmethod
     def unpack(cls, seq: int, commit_no: int, key: bytes, data: bytes) -> CommitRecord:
-        run, delta, calls = _unpack(data, "commit", 3)
+        run, delta, calls = _unpack(data, f"the commit record of input {seq}", 3)
         return cls(seq, commit_no, key, run, delta, calls)
 
 
@@ -148,8 +150,8 @@ class OutputsRecord:
         return _pack([self.run, self.calls, self.outputs])
 
     @classmethod
-    def unpack(cls, data: bytes) -> OutputsRecord:
-        run, calls, outputs = _unpack(data, "outputs", 3)
+    def unpack(cls, data: bytes, seq: int | None = None) -> OutputsRecord:
+        run, calls, outputs = _unpack(data, f"the outputs record of input {seq}", 3)
         return cls(run, calls, outputs)
 
 
@@ -163,14 +165,19 @@ class FailureRecord:
     event_type: str
     error_type: str
     message: str
+    calls: int = 0
 
     def pack(self) -> bytes:
-        return _pack([self.run, self.action, self.event_type, self.error_type, self.message])
+        return _pack(
+            [self.run, self.action, self.event_type, self.error_type, self.message, self.calls]
+        )
 
     @classmethod
     def unpack(cls, seq: int, data: bytes) -> FailureRecord:
-        run, action, event_type, error_type, message = _unpack(data, "failure", 5)
-        return cls(seq, run, action, event_type, error_type, message)
+        run, action, event_type, error_type, message, calls = _unpack(
+            data, f"the failure record of input {seq}", 6
+        )
+        return cls(seq, run, action, event_type, error_type, message, calls)
 
 
 @dataclass(slots=True)
@@ -187,5 +194,5 @@ class SnapshotRecord:
 
     @classmethod
     def unpack(cls, key: bytes, data: bytes) -> SnapshotRecord:
-        commit_no, runs, memory = _unpack(data, "snapshot", 3)
+        commit_no, runs, memory = _unpack(data, "a memory snapshot record", 3)
         return cls(key, commit_no, runs, memory)

@@ -240,7 +240,7 @@ class ActorSystem:
         else:
             logger.error("run failed", **fields)
             self.failures.append(failure)
-        self.journal.fail(run.item.seq, run.actor.key_bytes, failure)
+        self.journal.fail(run.item.seq, run.actor.key_bytes, failure, run.next_slot)
         self._settle(run.item, error=failure)
 
     def retrying(self, run: Run) -> None:
