@@ -18,7 +18,9 @@ import inspect
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from inspect import CO_COROUTINE
 from pathlib import Path
+from types import FunctionType
 from typing import Any, Protocol
 
 import anyio
@@ -119,6 +121,8 @@ NO_RECORDER = NoRecorder()
 def function_id(func: Callable[..., Any]) -> str:
     """A stable name for a function: ``module.qualname`` (of the wrapped function for
     ``functools.partial``, of the class for callable objects)."""
+    if type(func) is FunctionType and func.__module__ != "__main__":  # the common case
+        return f"{func.__module__}.{func.__qualname__}"
     while isinstance(func, functools.partial):
         func = func.func
     target = getattr(func, "__func__", func)  # bound methods
@@ -134,7 +138,11 @@ def function_id(func: Callable[..., Any]) -> str:
 def _main_module_name() -> str:
     """The importable name of ``__main__``, so that a function keeps its id whether its file
     runs as a script (``python job.py``), with ``-m``, or is imported."""
-    main = sys.modules.get("__main__")
+    return _importable_name(sys.modules.get("__main__"))
+
+
+@functools.lru_cache(maxsize=4)
+def _importable_name(main: Any) -> str:
     spec = getattr(main, "__spec__", None)
     if spec is not None and spec.name:
         return spec.name
@@ -143,6 +151,8 @@ def _main_module_name() -> str:
 
 
 def is_async_function(func: Callable[..., Any]) -> bool:
+    if type(func) is FunctionType:  # the common case, without inspect's general walk
+        return bool(func.__code__.co_flags & CO_COROUTINE)
     if inspect.iscoroutinefunction(func):
         return True
     call = getattr(func, "__call__", None)  # noqa: B004 - callable objects with async __call__

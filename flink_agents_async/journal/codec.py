@@ -201,14 +201,16 @@ class Codec:
 
     # -- decoding ---------------------------------------------------------------------------
 
-    def decode(self, data: bytes, where: str = "journal record") -> Any:
+    def decode(self, data: bytes, where: str = "journal record", *where_args: Any) -> Any:
+        """The value encoded in ``data``; ``where`` (filled with ``where_args`` only when
+        needed) names it in errors."""
         try:
             return msgpack.unpackb(data, ext_hook=self._decode_ext, strict_map_key=False, raw=False)
         except JournalError:
             raise
         except Exception as error:
             raise JournalError(
-                f"{where} cannot be decoded: {type(error).__name__}: {error}"
+                f"{where.format(*where_args)} cannot be decoded: {type(error).__name__}: {error}"
             ) from error
 
     def _unpack(self, data: bytes) -> Any:
@@ -337,8 +339,11 @@ class Codec:
     def call_digest(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         """The digest of a durable call's arguments (keyword arguments in name order)."""
         named = [[name, kwargs[name]] for name in sorted(kwargs)] if kwargs else []
+        payload = [list(args), named]
+        if not _all_plain(args) or (kwargs and not _all_plain(kwargs.values())):
+            payload = _canonical(payload)
         try:
-            data = self.encode(_canonical([list(args), named]))
+            data = self.encode(payload)
         except JournalEncodeError:
             data = self.encode(
                 [
@@ -347,6 +352,14 @@ class Codec:
                 ]
             )
         return hashlib.blake2b(data, digest_size=16).digest()
+
+
+_PLAIN_TYPES = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def _all_plain(values: Any) -> bool:
+    """Whether every value is a scalar (nothing for ``_canonical`` to reorder)."""
+    return all(type(value) in _PLAIN_TYPES for value in values)
 
 
 def _canonical(value: Any) -> Any:

@@ -57,7 +57,9 @@ class RecoveredInput:
 
     record: InputRecord
     key: Hashable
-    calls: dict[int, CallRecord] = field(default_factory=dict)
+    # slot -> packed CallRecord; unpacked when its run replays it (bytes cost the collector
+    # nothing, which matters with hundreds of thousands of recovered calls)
+    calls: dict[int, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,7 +164,7 @@ class Journal:
             state = key_state(key_bytes)
             if commit_no <= state.last_commit_no:
                 continue  # folded into the snapshot already
-            state.memory.apply_delta(*decode(commit.delta, f"the memory delta of input {seq}"))
+            state.memory.apply_delta(*decode(commit.delta, "the memory delta of input {}", seq))
             state.runs = max(state.runs, commit.run)
             state.last_commit_no = commit_no
             state.last_commit_run = commit.run
@@ -170,7 +172,7 @@ class Journal:
         for seq, commit_no, key_bytes, data in stored.outputs:
             key = key_state(key_bytes).key
             record = OutputsRecord.unpack(data, seq)
-            for output in decode(record.outputs, f"the outputs of input {seq}"):
+            for output in decode(record.outputs, "the outputs of input {}", seq):
                 recovered.outputs.append((key, output))
             self.next_commit_no = max(self.next_commit_no, commit_no + 1)
         for key_bytes, _ in stored.snapshots:
@@ -191,7 +193,7 @@ class Journal:
         for seq, slot, data in stored.calls:
             entry = recovered.inputs.get(seq)
             if entry is not None and entry.record.status == INPUT_ACCEPTED:
-                entry.calls[slot] = CallRecord.unpack(slot, data)
+                entry.calls[slot] = data
         return recovered
 
     @staticmethod
@@ -220,7 +222,7 @@ class Journal:
         return self.store.write([("input", seq, key_bytes, INPUT_ACCEPTED, record)])
 
     def recorder(
-        self, seq: int, key: Hashable, run: int, calls: dict[int, CallRecord] | None
+        self, seq: int, key: Hashable, run: int, calls: dict[int, bytes] | None
     ) -> RunRecorder:
         return RunRecorder(self, seq, key, run, calls or {})
 
@@ -310,7 +312,7 @@ class RunRecorder:
     __slots__ = ("diverged", "journal", "key", "recorded", "run", "seq")
 
     def __init__(
-        self, journal: Journal, seq: int, key: Hashable, run: int, recorded: dict[int, CallRecord]
+        self, journal: Journal, seq: int, key: Hashable, run: int, recorded: dict[int, bytes]
     ) -> None:
         self.journal = journal
         self.seq = seq
@@ -327,9 +329,10 @@ class RunRecorder:
     def replay(self, call: DurableCall) -> Outcome | Reconcile | None:
         if not self.recorded or self.diverged:
             return None
-        record = self.recorded.get(call.slot)
-        if record is None:
+        data = self.recorded.get(call.slot)
+        if data is None:
             return None
+        record = CallRecord.unpack(call.slot, data)
         digest = self._digest(call)
         if record.function_id != call.function_id or record.digest != digest:
             self._diverge(call, record, digest)
@@ -337,10 +340,10 @@ class RunRecorder:
         if record.status == PENDING:
             return RECONCILE if call.reconciler is not None else None
         codec = self.journal.codec
-        where = f"the recorded outcome of slot {call.slot} of key {self.key!r}"
+        where = "the recorded outcome of slot {} of key {!r}"
         if record.ok:
-            return Outcome(value=codec.decode(record.payload, where))
-        error = codec.decode(record.payload, where)
+            return Outcome(value=codec.decode(record.payload, where, call.slot, self.key))
+        error = codec.decode(record.payload, where, call.slot, self.key)
         if not isinstance(error, BaseException):
             error = ReplayedError(type(error).__name__, repr(error))
         return Outcome(error=error)

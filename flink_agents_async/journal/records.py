@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+_unpackb = msgpack.unpackb
 
 PENDING = 0
 COMPLETED = 1
@@ -51,11 +52,21 @@ def _pack(fields: list[Any]) -> bytes:
     return msgpack.packb([FORMAT_VERSION, *fields], use_bin_type=True)
 
 
-def _unpack(data: bytes, what: str, width: int) -> list[Any]:
+def _unpack(data: bytes, width: int, what: str, *what_args: Any) -> list[Any]:
+    """The fields of a record; ``what`` (a format string with ``what_args``) names it in
+    errors and is only filled in when there is one."""
     try:
-        record = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        record = _unpackb(data, raw=False, strict_map_key=False)
     except Exception as error:
-        raise JournalError(f"{what} is corrupt ({type(error).__name__}: {error})") from None
+        raise JournalError(
+            f"{what.format(*what_args)} is corrupt ({type(error).__name__}: {error})"
+        ) from None
+    if type(record) is not list or len(record) != width + 1 or record[0] != FORMAT_VERSION:
+        _explain(record, width, what.format(*what_args))
+    return record[1:]
+
+
+def _explain(record: Any, width: int, what: str) -> None:
     if not isinstance(record, list) or not record:
         raise JournalError(f"{what} is corrupt (not a versioned array)")
     if record[0] != FORMAT_VERSION:
@@ -63,9 +74,7 @@ def _unpack(data: bytes, what: str, width: int) -> list[Any]:
             f"{what} has format version {record[0]!r}; this version of flink-agents-async "
             f"reads version {FORMAT_VERSION}"
         )
-    if len(record) != width + 1:
-        raise JournalError(f"{what} is corrupt ({len(record) - 1} fields, not {width})")
-    return record[1:]
+    raise JournalError(f"{what} is corrupt ({len(record) - 1} fields, not {width})")
 
 
 @dataclass(slots=True)
@@ -87,7 +96,7 @@ class InputRecord:
 
     @classmethod
     def unpack(cls, seq: int, status: int, data: bytes) -> InputRecord:
-        key, item = _unpack(data, f"the input record of item {seq}", 2)
+        key, item = _unpack(data, 2, "the input record of item {}", seq)
         return cls(seq, key, item, status)
 
 
@@ -109,7 +118,7 @@ class CallRecord:
     @classmethod
     def unpack(cls, slot: int, data: bytes) -> CallRecord:
         function_id, digest, status, ok, payload = _unpack(
-            data, f"the call record of slot {slot}", 5
+            data, 5, "the call record of slot {}", slot
         )
         return cls(slot, function_id, digest, status, ok, payload)
 
@@ -132,7 +141,7 @@ class CommitRecord:
 
     @classmethod
     def unpack(cls, seq: int, commit_no: int, key: bytes, data: bytes) -> CommitRecord:
-        run, delta, calls = _unpack(data, f"the commit record of input {seq}", 3)
+        run, delta, calls = _unpack(data, 3, "the commit record of input {}", seq)
         return cls(seq, commit_no, key, run, delta, calls)
 
 
@@ -151,7 +160,7 @@ class OutputsRecord:
 
     @classmethod
     def unpack(cls, data: bytes, seq: int | None = None) -> OutputsRecord:
-        run, calls, outputs = _unpack(data, f"the outputs record of input {seq}", 3)
+        run, calls, outputs = _unpack(data, 3, "the outputs record of input {}", seq)
         return cls(run, calls, outputs)
 
 
@@ -175,7 +184,7 @@ class FailureRecord:
     @classmethod
     def unpack(cls, seq: int, data: bytes) -> FailureRecord:
         run, action, event_type, error_type, message, calls = _unpack(
-            data, f"the failure record of input {seq}", 6
+            data, 6, "the failure record of input {}", seq
         )
         return cls(seq, run, action, event_type, error_type, message, calls)
 
@@ -194,5 +203,5 @@ class SnapshotRecord:
 
     @classmethod
     def unpack(cls, key: bytes, data: bytes) -> SnapshotRecord:
-        commit_no, runs, memory = _unpack(data, "a memory snapshot record", 3)
+        commit_no, runs, memory = _unpack(data, 3, "a memory snapshot record")
         return cls(key, commit_no, runs, memory)

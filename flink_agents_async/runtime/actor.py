@@ -17,7 +17,6 @@ from ..memory import MemoryObject, MemoryStore, MemoryType
 from .run import Run
 
 if TYPE_CHECKING:
-    from ..journal.records import CallRecord
     from .system import ActorSystem
 
 __all__ = ["Actor", "InputItem"]
@@ -35,7 +34,7 @@ class InputItem:
         value: Any,
         seq: int,
         ticket: asyncio.Future[Any] | None = None,
-        calls: dict[int, CallRecord] | None = None,
+        calls: dict[int, bytes] | None = None,
     ) -> None:
         self.value = value
         self.seq = seq
