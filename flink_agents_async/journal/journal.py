@@ -332,36 +332,40 @@ class RunRecorder:
         data = self.recorded.get(call.slot)
         if data is None:
             return None
-        record = CallRecord.unpack(call.slot, data)
-        digest = self._digest(call)
-        if record.function_id != call.function_id or record.digest != digest:
-            self._diverge(call, record, digest)
+        function_id, recorded_digest, status, ok, payload = CallRecord.fields(call.slot, data)
+        digest = call.digest
+        if digest is None:
+            digest = call.digest = self.journal.codec.call_digest(call.args, call.kwargs)
+        if function_id != call.function_id or recorded_digest != digest:
+            self._diverge(call, function_id, recorded_digest, digest)
             return None
-        if record.status == PENDING:
+        if status == PENDING:
             return RECONCILE if call.reconciler is not None else None
-        codec = self.journal.codec
-        where = "the recorded outcome of slot {} of key {!r}"
-        if record.ok:
-            return Outcome(value=codec.decode(record.payload, where, call.slot, self.key))
-        error = codec.decode(record.payload, where, call.slot, self.key)
-        if not isinstance(error, BaseException):
-            error = ReplayedError(type(error).__name__, repr(error))
-        return Outcome(error=error)
+        value = self.journal.codec.decode(
+            payload, "the recorded outcome of slot {} of key {!r}", call.slot, self.key
+        )
+        if ok:
+            return Outcome(value)
+        if not isinstance(value, BaseException):
+            value = ReplayedError(type(value).__name__, repr(value))
+        return Outcome(error=value)
 
-    def _diverge(self, call: DurableCall, record: CallRecord, digest: bytes) -> None:
+    def _diverge(
+        self, call: DurableCall, function_id: str, recorded_digest: bytes, digest: bytes
+    ) -> None:
         diff = {
             "key": self.key,
             "run": self.run,
             "action": call.action,
             "slot": call.slot,
-            "expected": {"function": record.function_id, "args_digest": record.digest.hex()},
+            "expected": {"function": function_id, "args_digest": recorded_digest.hex()},
             "actual": {"function": call.function_id, "args_digest": digest.hex()},
         }
         if self.journal.strict:
             raise NonDeterminismError(
                 f"durable call slot {call.slot} of run {self.run} of key {self.key!r} (action "
                 f"{call.action!r}) called {call.function_id} with args digest {digest.hex()}, "
-                f"but the journal recorded {record.function_id} with {record.digest.hex()}",
+                f"but the journal recorded {function_id} with {recorded_digest.hex()}",
                 diff=diff,
             )
         logger.warning(

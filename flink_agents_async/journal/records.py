@@ -115,6 +115,12 @@ class CallRecord:
     def pack(self) -> bytes:
         return _pack([self.function_id, self.digest, self.status, self.ok, self.payload])
 
+    @staticmethod
+    def fields(slot: int, data: bytes) -> list[Any]:
+        """``[function_id, digest, status, ok, payload]`` without building a record (replay
+        reads every recorded call, so this path is kept lean)."""
+        return _unpack(data, 5, "the call record of slot {}", slot)
+
     @classmethod
     def unpack(cls, slot: int, data: bytes) -> CallRecord:
         function_id, digest, status, ok, payload = _unpack(
