@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-base
 	$(PY) benchmarks/dispatch.py
 	$(PY) benchmarks/io_concurrency.py
 	$(PY) benchmarks/loop_lag.py
+	$(PY) benchmarks/durable.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -49,6 +49,7 @@ def test_quickstart_prints_each_keys_messages_in_order(tmp_path: Path) -> None:
         ("dispatch.py", ["--inputs", "300", "--repeats", "1"], "runtime_inputs_per_s"),
         ("io_concurrency.py", ["--keys", "8", "--repeats", "1"], "wall_s"),
         ("loop_lag.py", ["--keys", "50", "--call-seconds", "0.01", "0.05"], "runtime"),
+        ("durable.py", ["--keys", "50", "--calls", "4", "--sqlite-keys", "4"], "recovery"),
     ],
 )
 def test_benchmark_scripts_print_json(
@@ -65,3 +66,24 @@ def test_benchmark_scripts_print_json(
     report = json.loads(result.stdout)
     assert report["benchmark"] == script.removesuffix(".py")
     assert field in report
+
+
+def test_durable_example_resumes_after_a_crash_without_charging_twice(tmp_path: Path) -> None:
+    script = ROOT / "examples" / "durable.py"
+    crashed = subprocess.run(
+        [sys.executable, str(script), "--crash-after", "3"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert crashed.returncode == 137, crashed.stderr
+    resumed = run_python(script, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    payments = (tmp_path / "payments.txt").read_text().split("\n")
+    charged = sorted(line.split()[0] for line in payments if line)
+    assert charged == [f"order-{n}" for n in range(6)]  # each exactly once
+    lines = resumed.stdout.splitlines()
+    assert len(lines) == 6 and all("receipt for order-" in line for line in lines)
+    listing = subprocess.run(
+        [sys.executable, "-m", "flink_agents_async", "journal", "journal-demo"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listing.returncode == 0 and "customer-0" in listing.stdout
