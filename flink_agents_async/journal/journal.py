@@ -230,19 +230,15 @@ class Journal:
         return self.codec.encode(outputs, "an output of run {} of key {!r}", run, key)
 
     def commit(
-        self,
-        seq: int,
-        key_bytes: bytes,
-        run: int,
-        delta: dict[str, Any],
-        outputs: bytes,
-        calls: int,
-        actor: Any,
+        self, seq: int, actor: Any, run: int, delta: dict[str, Any], outputs: bytes, calls: int
     ) -> Ack:
+        """Commit a run of ``actor`` (memory delta and outputs together); the ack says when it
+        is durable."""
         commit_no = self.next_commit_no
         self.next_commit_no += 1
         if not self.recording:
             return DONE
+        key_bytes = actor.key_bytes
         delta_bytes = self.codec.encode(split_delta(delta), "a memory delta")
         record = CommitRecord(seq, commit_no, key_bytes, run, delta_bytes, calls)
         ack = self.store.write([("commit", seq, commit_no, key_bytes, record, outputs)])

@@ -56,7 +56,8 @@ async def feed_batch(
                 continue  # committed (or failed for good) before the restart
             await system.dispatch(entry.key, value, index, calls=entry.calls)
         else:
-            journal.accept(index, system.actor(key).key_bytes, item)
+            if journal.recording:
+                journal.accept(index, system.actor(key).key_bytes, item)
             await system.dispatch(key, value, index)
         dispatched += 1
         if dispatched % _YIELD_EVERY == 0:

@@ -188,9 +188,7 @@ class ActorSystem:
             )
             return
         delta = actor.short_term.commit()
-        ack = self.journal.commit(
-            run.item.seq, actor.key_bytes, run.number, delta, outputs, run.next_slot, actor
-        )
+        ack = self.journal.commit(run.item.seq, actor, run.number, delta, outputs, run.next_slot)
         if ack.done:
             self._release(run, None)
         else:
