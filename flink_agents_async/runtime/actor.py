@@ -43,16 +43,17 @@ class InputItem:
 
 
 class Actor:
-    """The per-key actor: a bounded mailbox and short-term memory."""
+    """The per-key actor: a bounded mailbox and short-term memory, both made when first
+    needed, so a key whose runs never queue or touch memory costs only this object."""
 
     __slots__ = (
         "_key_bytes",
+        "_memory",
+        "_memory_view",
         "current",
         "key",
         "mailbox",
         "runs_started",
-        "short_term",
-        "short_term_view",
         "space_waiters",
         "starting",
         "system",
@@ -61,13 +62,13 @@ class Actor:
     def __init__(self, key: Hashable, system: ActorSystem, short_term: MemoryStore | None = None):
         self.key = key
         self.system = system
-        self.mailbox: deque[InputItem] = deque()
-        self.space_waiters: deque[asyncio.Future[None]] | None = None  # made when needed
-        self.short_term = short_term or MemoryStore(MemoryType.SHORT_TERM)
-        self.short_term_view = MemoryObject(self.short_term)
+        self.mailbox: deque[InputItem] | None = None
+        self.space_waiters: deque[asyncio.Future[None]] | None = None
         self.current: Run | None = None
         self.runs_started = 0
         self.starting = False
+        self._memory = short_term
+        self._memory_view: MemoryObject | None = None
         self._key_bytes: bytes | None = None
 
     @property
@@ -78,15 +79,50 @@ class Actor:
         return self._key_bytes
 
     @property
+    def short_term(self) -> MemoryStore:
+        """The key's short-term memory (created on first use, inside the running run's
+        transaction if a run is going)."""
+        memory = self._memory
+        if memory is None:
+            memory = self._memory = MemoryStore(MemoryType.SHORT_TERM)
+            if self.current is not None:
+                memory.begin()
+        return memory
+
+    @property
+    def short_term_view(self) -> MemoryObject:
+        view = self._memory_view
+        if view is None:
+            view = self._memory_view = MemoryObject(self.short_term)
+        return view
+
+    @property
     def idle(self) -> bool:
         return self.current is None and not self.mailbox
 
+    def has_room(self, capacity: int) -> bool:
+        mailbox = self.mailbox
+        return mailbox is None or len(mailbox) < capacity
+
+    def deliver(self, item: InputItem) -> None:
+        """Run ``item`` now if the actor is idle, else queue it (room was checked)."""
+        if self.current is None and not self.mailbox:
+            self._run_queue(item)
+        else:
+            if self.mailbox is None:
+                self.mailbox = deque()
+            self.mailbox.append(item)
+
     def start_next(self) -> None:
         """Start queued inputs until one is left running (or the mailbox is empty)."""
-        if self.starting:
-            return  # we are inside the loop below; it will pick the next input up
+        if not self.starting:
+            self._run_queue(None)
+
+    def _run_queue(self, first: InputItem | None) -> None:
         self.starting = True
         try:
+            if first is not None:
+                self._begin(first, attempt=1)
             while self.current is None and self.mailbox:
                 item = self.mailbox.popleft()
                 self._wake_producer()
@@ -105,17 +141,15 @@ class Actor:
     def _begin(self, item: InputItem, attempt: int) -> None:
         if attempt == 1:
             self.runs_started += 1
-        system = self.system
-        run = Run(
-            system,
-            self,
-            self.runs_started,
-            item,
-            attempt,
-            self._finish,
-        )
+        run = Run(self.system, self, self.runs_started, item, attempt, self._finish)
         self.current = run
+        if self._memory is not None:
+            self._memory.begin()
         run.start()
+
+    def commit_memory(self) -> dict[str, Any]:
+        """Make the finished run's memory writes the key's state; returns them (the delta)."""
+        return self._memory.commit() if self._memory is not None else {}
 
     def _finish(self, run: Run) -> None:
         self.current = None
@@ -123,7 +157,8 @@ class Actor:
         if run.failure is None:
             system.commit_run(self, run)
         if run.failure is not None:
-            self.short_term.rollback()
+            if self._memory is not None:
+                self._memory.rollback()
             if system.should_retry(run):
                 system.retrying(run)
                 self._begin(run.item, run.attempt + 1)

@@ -79,7 +79,6 @@ class Run:
         "pump_scheduled",
         "pumping",
         "routed",
-        "short_term_view",
         "system",
         "tasks",
     )
@@ -103,8 +102,8 @@ class Run:
         self.on_done = on_done
         self.loop = system.loop
         self.pending: deque[Event] = deque()
-        self.outputs: list[Any] = []
-        self.tasks: set[asyncio.Future[Any]] = set()
+        self.outputs: list[Any] | None = None  # made at the first output
+        self.tasks: set[asyncio.Future[Any]] | None = None  # made at the first task
         self.inflight = 0
         self.next_slot = 0
         self.routed = 0
@@ -112,14 +111,13 @@ class Run:
         self.finished = False
         self.pumping = False
         self.pump_scheduled = False
-        self.short_term_view = actor.short_term_view
         self._sensory_view: MemoryObject | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the key's memory transaction and route the input; may finish before returning."""
-        self.actor.short_term.begin()
+        """Route the input (the actor opened the memory transaction); may finish before
+        returning."""
         self.pending.append(InputEvent(input=self.item.value))
         self._pump()
 
@@ -139,6 +137,10 @@ class Run:
         if recorder is None:
             recorder = self._recorder = self.system.recorder_for(self)
         return recorder
+
+    @property
+    def short_term_view(self) -> MemoryObject:
+        return self.actor.short_term_view
 
     @property
     def sensory_view(self) -> MemoryObject:
@@ -186,6 +188,8 @@ class Run:
             return
         event_type = event.type
         if event_type == _OUTPUT_TYPE:
+            if self.outputs is None:
+                self.outputs = []
             self.outputs.append(event.output)  # type: ignore[attr-defined]
         listeners = system.plan.listeners.get(event_type)
         if listeners is None:
@@ -211,13 +215,15 @@ class Run:
 
     def _track(self, task: asyncio.Future[Any], on_done: Callable[[Any], None]) -> None:
         self.inflight += 1
+        if self.tasks is None:
+            self.tasks = set()
         self.tasks.add(task)
         # An explicit context: without it every callback would copy the current one.
         task.add_done_callback(on_done, context=self.system.callback_context)
 
     def _action_done(self, spec: ActionSpec, event: Event, task: asyncio.Future[Any]) -> None:
         self.inflight -= 1
-        self.tasks.discard(task)
+        self.tasks.discard(task)  # type: ignore[union-attr]
         if task.cancelled():
             if self.failure is None:
                 self._fail(spec, event, asyncio.CancelledError(f"action {spec.name!r} cancelled"))
@@ -245,7 +251,7 @@ class Run:
 
     def _stop_everything(self) -> None:
         self.pending.clear()
-        for task in list(self.tasks):
+        for task in list(self.tasks or ()):
             task.cancel()
 
     def _check_done(self) -> None:
@@ -308,7 +314,7 @@ class Run:
 
     def _durable_done(self, task: asyncio.Future[Any]) -> None:
         self.inflight -= 1
-        self.tasks.discard(task)
+        self.tasks.discard(task)  # type: ignore[union-attr]
         _retrieve(task)
         self._check_done()
 

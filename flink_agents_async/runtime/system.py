@@ -123,16 +123,14 @@ class ActorSystem:
 
         ``calls`` are the durable calls journaled for this input before a crash."""
         actor = self.actors.get(key) or self.actor(key)
-        while len(actor.mailbox) >= self.mailbox_capacity:
+        while not actor.has_room(self.mailbox_capacity):
             waiter = self.loop.create_future()
             if actor.space_waiters is None:
                 actor.space_waiters = deque()
             actor.space_waiters.append(waiter)
             await waiter
-        actor.mailbox.append(InputItem(value, seq, ticket, calls))
         self._unfinished += 1
-        if actor.current is None:
-            actor.start_next()
+        actor.deliver(InputItem(value, seq, ticket, calls))
 
     async def join(self) -> None:
         """Wait until every dispatched input has finished (committed or failed)."""
@@ -181,13 +179,13 @@ class ActorSystem:
         """Commit a successful run: memory and outputs become durable together; the outputs are
         released once they are. An output the journal cannot hold fails the run instead."""
         try:
-            outputs = self.journal.encode_outputs(run.outputs, run.key, run.number)
+            outputs = self.journal.encode_outputs(run.outputs or [], run.key, run.number)
         except JournalEncodeError as error:
             run.failure = ActionFailedError(
                 run.key, run.number, "<commit>", OutputEvent.EVENT_TYPE, error
             )
             return
-        delta = actor.short_term.commit()
+        delta = actor.commit_memory()
         ack = self.journal.commit(run.item.seq, actor, run.number, delta, outputs, run.next_slot)
         if ack.done:
             self._release(run, None)
@@ -203,10 +201,11 @@ class ActorSystem:
             self._settle(run.item, error=failure)
             return
         key = run.key
-        for output in run.outputs:
+        outputs = run.outputs or []
+        for output in outputs:
             for sink in self.sinks:
                 sink(key, output)
-        self._settle(run.item, result=run.outputs)
+        self._settle(run.item, result=outputs)
 
     def _settle(
         self, item: InputItem, result: Any = None, error: BaseException | None = None
