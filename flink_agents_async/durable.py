@@ -4,9 +4,8 @@ A durable call is identified by its *slot*: the order in which the run called
 ``durable_execute*`` (assigned at call time, not completion time, so ``asyncio.gather`` over
 several calls numbers them deterministically), plus the function id and the arguments.
 
-Whether a call really runs or is answered from a record is the business of a ``CallRecorder``:
-the journal implements it to replay recorded outcomes after a crash; ``NoRecorder`` runs every
-call. The execution rules live here once and are shared by every host: sync functions passed to
+Whether a call really runs or is answered from a record is the business of a ``CallRecorder``,
+which the journal implements (``RunRecorder``) to replay recorded outcomes after a crash. The execution rules live here once and are shared by every host: sync functions passed to
 the async variant run in a bounded thread pool, ``async def`` functions run on the loop, and
 either runs with the "inside a durable function" marker set.
 """
@@ -32,7 +31,6 @@ __all__ = [
     "RECONCILE",
     "CallRecorder",
     "DurableCall",
-    "NoRecorder",
     "Outcome",
     "Reconcile",
     "function_id",
@@ -100,22 +98,6 @@ class CallRecorder(Protocol):
 
         Raises ``JournalEncodeError`` (after recording that error as the outcome) when the
         value cannot be journaled."""
-
-
-class NoRecorder:
-    """Records nothing and replays nothing: every call runs."""
-
-    def replay(self, call: DurableCall) -> Outcome | Reconcile | None:
-        return None
-
-    def started(self, call: DurableCall) -> Waitable | None:
-        return None
-
-    def finished(self, call: DurableCall, outcome: Outcome) -> Waitable | None:
-        return None
-
-
-NO_RECORDER = NoRecorder()
 
 
 def function_id(func: Callable[..., Any]) -> str:

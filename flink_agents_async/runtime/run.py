@@ -304,7 +304,7 @@ class Run:
                 future.set_exception(recorded.error)
             else:
                 future.set_result(recorded.value)
-            future.add_done_callback(_retrieve, context=self.system.callback_context)
+            future.add_done_callback(retrieve_exception, context=self.system.callback_context)
             return future
         task = self.loop.create_task(
             execute_in_task(call, self.recorder, self.system.thread_limiter, recorded)
@@ -315,7 +315,7 @@ class Run:
     def _durable_done(self, task: asyncio.Future[Any]) -> None:
         self.inflight -= 1
         self.tasks.discard(task)  # type: ignore[union-attr]
-        _retrieve(task)
+        retrieve_exception(task)
         self._check_done()
 
 
@@ -333,7 +333,7 @@ class _ActionDone:
         self.run._action_done(self.spec, self.event, task)
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
+def retrieve_exception(future: asyncio.Future[Any]) -> None:
     """Mark a future's exception as seen: the awaiting action (if any) gets it anyway."""
     if not future.cancelled():
         future.exception()

@@ -25,15 +25,11 @@ from ..journal import Journal, JournalEncodeError, RecoveredJournal
 from ..metrics import BuiltinMetrics
 from ..resources import ResourceCache
 from .actor import Actor, InputItem
+from .run import retrieve_exception
 
 if TYPE_CHECKING:
     from ..agent import AgentPlan
     from .run import Run
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 __all__ = ["ActorSystem", "OutputSink"]
@@ -216,7 +212,7 @@ class ActorSystem:
                 ticket.set_result(result)
             else:
                 ticket.set_exception(error)
-                ticket.add_done_callback(_retrieve)
+                ticket.add_done_callback(retrieve_exception)
         self._input_finished()
 
     def run_failed(self, run: Run) -> None:
