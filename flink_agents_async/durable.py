@@ -5,9 +5,10 @@ A durable call is identified by its *slot*: the order in which the run called
 several calls numbers them deterministically), plus the function id and the arguments.
 
 Whether a call really runs or is answered from a record is the business of a ``CallRecorder``,
-which the journal implements (``RunRecorder``) to replay recorded outcomes after a crash. The execution rules live here once and are shared by every host: sync functions passed to
-the async variant run in a bounded thread pool, ``async def`` functions run on the loop, and
-either runs with the "inside a durable function" marker set.
+which the journal implements (``RunRecorder``) to replay recorded outcomes after a crash. The
+execution rules live here once and are shared by every host: sync functions passed to the async
+variant run in a bounded thread pool, ``async def`` functions run on the loop, and either runs
+with the "inside a durable function" marker set.
 """
 
 from __future__ import annotations
