@@ -20,6 +20,7 @@ __all__ = [
     "Configuration",
     "JournalOptions",
     "ReadableConfiguration",
+    "ShortTermMemoryOptions",
     "WritableConfiguration",
     "load_agent_config_file",
 ]
@@ -220,6 +221,18 @@ class AgentExecutionOptions:
     keeps triggering itself)."""
 
 
+class ShortTermMemoryOptions:
+    """Options of short-term memory (upstream's names)."""
+
+    STATE_TTL_MS = ConfigOption("short-term-memory.state-ttl.ms", int, 0)
+    """Milliseconds after which a short-term memory value expires; 0 keeps values forever."""
+
+    STATE_TTL_UPDATE_TYPE = ConfigOption(
+        "short-term-memory.state-ttl.update-type", str, "ON_READ_AND_WRITE"
+    )
+    """What refreshes a value's TTL: ``ON_CREATE_AND_WRITE`` or ``ON_READ_AND_WRITE``."""
+
+
 class JournalOptions:
     """Options of the durable-execution journal."""
 
@@ -240,5 +253,5 @@ class JournalOptions:
     slot, or ``strict`` (raise ``NonDeterminismError``)."""
 
 
-class AgentConfigOptions(AgentExecutionOptions, JournalOptions):
+class AgentConfigOptions(AgentExecutionOptions, ShortTermMemoryOptions, JournalOptions):
     """Every option the runtime reads (kept under upstream's class name)."""

@@ -133,3 +133,8 @@ class AgentsExecutionEnvironment(ABC):
     @abstractmethod
     def execute(self) -> Any:
         """Run everything to completion. Await it (``await env.execute()``)."""
+
+    def serve(self, agent: Agent, **options: Any) -> Any:
+        """A long-lived runtime for ``agent`` inside the caller's event loop:
+        ``async with env.serve(agent) as runtime: await runtime.send(key, value)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not offer serve()")

@@ -11,6 +11,8 @@ drops it, leaving the key exactly as before the run.
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -197,12 +199,30 @@ class MemoryStore:
     returns them as the delta) or ``rollback()`` drops them.
     """
 
-    __slots__ = ("_base", "_overlay", "memory_type")
+    __slots__ = ("_base", "_overlay", "_ttl", "memory_type")
 
     def __init__(self, memory_type: MemoryType, entries: dict[str, Any] | None = None) -> None:
         self.memory_type = memory_type
         self._base: dict[str, Any] = entries if entries is not None else {_ROOT: _ObjectNode()}
         self._overlay: dict[str, Any] | None = None
+        self._ttl: _Expiry | None = None
+
+    def expire_after(
+        self,
+        seconds: float,
+        *,
+        refresh_on_read: bool = False,
+        clock: Callable[[], float] = time.time,
+        stamps: dict[str, float] | None = None,
+    ) -> None:
+        """Let values expire ``seconds`` after they were last written (or read, with
+        ``refresh_on_read``); an expired value reads as absent."""
+        previous = self._ttl.stamps if self._ttl is not None else {}
+        self._ttl = _Expiry(seconds, refresh_on_read, clock, {**previous, **(stamps or {})})
+
+    def _expired(self, path: str) -> bool:
+        ttl = self._ttl
+        return ttl is not None and ttl.expired(path)
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -281,6 +301,12 @@ class MemoryStore:
             return None
         if isinstance(entry, _ObjectNode):
             return MemoryObject(self, path)
+        ttl = self._ttl
+        if ttl is not None:
+            if ttl.expired(path):
+                return None
+            if ttl.refresh_on_read:
+                ttl.touch(path)
         return _detached(entry)
 
     def set(self, path: str, value: Any) -> MemoryRef:
@@ -294,6 +320,8 @@ class MemoryStore:
         if existing is _MISSING:
             self._ensure_parents(path)
         self._write(path, stored)
+        if self._ttl is not None:
+            self._ttl.touch(path)
         return _reference(self.memory_type, path)
 
     def new_object(self, path: str, overwrite: bool) -> MemoryObject:
@@ -312,28 +340,42 @@ class MemoryStore:
         return MemoryObject(self, path)
 
     def exists(self, path: str) -> bool:
-        return self._lookup(path) is not _MISSING
+        return self._lookup(path) is not _MISSING and not self._expired(path)
 
     def children(self, path: str) -> list[str]:
         # Sorted, as upstream does: the order then does not depend on how a host stores state.
         entry = self._lookup(path)
-        return sorted(entry.children) if isinstance(entry, _ObjectNode) else []
+        if not isinstance(entry, _ObjectNode):
+            return []
+        names = sorted(entry.children)
+        if self._ttl is None:
+            return names
+        return [name for name in names if not self._expired(_join(path, name))]
 
     # -- snapshots (used by stores that persist a key's state) ------------------------------
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        """The committed state as plain data: ``({path: value}, {object path: [children]})``."""
+        """The committed state as plain data: ``({path: value}, {object path: [children]})``
+        (expired values left out)."""
         values: dict[str, Any] = {}
         objects: dict[str, list[str]] = {}
         for path, entry in self._base.items():
             if isinstance(entry, _ObjectNode):
                 objects[path] = list(entry.children)
-            else:
+            elif not self._expired(path):
                 values[path] = entry
         return values, objects
 
+    def stamps(self) -> dict[str, float]:
+        """When each value was last refreshed (for TTL), empty without a TTL."""
+        return dict(self._ttl.stamps) if self._ttl is not None else {}
+
     def apply_delta(
-        self, values: dict[str, Any], objects: dict[str, list[str]], deleted: list[str]
+        self,
+        values: dict[str, Any],
+        objects: dict[str, list[str]],
+        deleted: list[str],
+        stamps: dict[str, float] | None = None,
     ) -> None:
         """Apply a committed run's delta (see ``split_delta``) to the committed state."""
         base = self._base
@@ -342,6 +384,8 @@ class MemoryStore:
         base.update(values)
         for path, children in objects.items():
             base[path] = _ObjectNode(dict.fromkeys(children))
+        if stamps and self._ttl is not None:
+            self._ttl.stamps.update(stamps)
 
     @classmethod
     def from_snapshot(
@@ -354,8 +398,34 @@ class MemoryStore:
         return cls(memory_type, entries)
 
 
-def split_delta(delta: dict[str, Any]) -> list[Any]:
-    """A delta from ``MemoryStore.commit`` as plain data: [values, objects, deleted paths]."""
+class _Expiry:
+    """The TTL bookkeeping of a memory: when each value path was last refreshed."""
+
+    __slots__ = ("clock", "refresh_on_read", "seconds", "stamps")
+
+    def __init__(
+        self,
+        seconds: float,
+        refresh_on_read: bool,
+        clock: Callable[[], float],
+        stamps: dict[str, float],
+    ) -> None:
+        self.seconds = seconds
+        self.refresh_on_read = refresh_on_read
+        self.clock = clock
+        self.stamps = stamps
+
+    def touch(self, path: str) -> None:
+        self.stamps[path] = self.clock()
+
+    def expired(self, path: str) -> bool:
+        stamp = self.stamps.get(path)
+        return stamp is not None and self.clock() - stamp > self.seconds
+
+
+def split_delta(delta: dict[str, Any], store: MemoryStore | None = None) -> list[Any]:
+    """A delta from ``MemoryStore.commit`` as plain data: [values, objects, deleted paths,
+    TTL stamps of the written values]."""
     values: dict[str, Any] = {}
     objects: dict[str, list[str]] = {}
     deleted: list[str] = []
@@ -366,7 +436,11 @@ def split_delta(delta: dict[str, Any]) -> list[Any]:
             objects[path] = list(entry.children)
         else:
             values[path] = entry
-    return [values, objects, deleted]
+    stamps: dict[str, float] = {}
+    if store is not None and store._ttl is not None:
+        known = store._ttl.stamps
+        stamps = {path: known[path] for path in values if path in known}
+    return [values, objects, deleted, stamps]
 
 
 class MemoryObject:

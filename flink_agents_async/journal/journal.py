@@ -49,6 +49,7 @@ class RecoveredKey:
     last_commit_no: int = 0
     last_commit_run: int = 0
     unfolded: bool = False  # has commits not yet folded into a snapshot
+    stamps: dict[str, float] = field(default_factory=dict)  # TTL refresh times of values
 
 
 @dataclass
@@ -112,6 +113,8 @@ class Journal:
         self._commits_since_compaction = 0
         # key bytes -> (its last commit_no, that run's number, its actor), since last compaction
         self._dirty: dict[bytes, tuple[int, int, Any]] = {}
+        # snapshots of passivated keys not yet durable, by key bytes
+        self._parked: dict[bytes, SnapshotRecord] = {}
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -155,8 +158,7 @@ class Journal:
         for key_bytes, data in stored.snapshots:
             snapshot = SnapshotRecord.unpack(key_bytes, data)
             state = key_state(key_bytes)
-            values, objects = decode(snapshot.memory, "a memory snapshot")
-            state.memory = MemoryStore.from_snapshot(MemoryType.SHORT_TERM, values, objects)
+            state.memory, state.stamps = self._memory_from(snapshot.memory)
             state.runs = snapshot.runs
             state.last_commit_no = snapshot.commit_no
         for seq, commit_no, key_bytes, data in stored.commits:
@@ -164,7 +166,13 @@ class Journal:
             state = key_state(key_bytes)
             if commit_no <= state.last_commit_no:
                 continue  # folded into the snapshot already
-            state.memory.apply_delta(*decode(commit.delta, "the memory delta of input {}", seq))
+            values, objects, deleted, stamps = decode(
+                commit.delta, "the memory delta of input {}", seq
+            )
+            state.memory.apply_delta(values, objects, deleted)
+            for path in deleted:
+                state.stamps.pop(path, None)
+            state.stamps.update(stamps)
             state.runs = max(state.runs, commit.run)
             state.last_commit_no = commit_no
             state.last_commit_run = commit.run
@@ -239,7 +247,7 @@ class Journal:
         if not self.recording:
             return DONE
         key_bytes = actor.key_bytes
-        delta_bytes = self.codec.encode(split_delta(delta), "a memory delta")
+        delta_bytes = self.codec.encode(split_delta(delta, actor.memory), "a memory delta")
         record = CommitRecord(seq, commit_no, key_bytes, run, delta_bytes, calls)
         ack = self.store.write([("commit", seq, commit_no, key_bytes, record, outputs)])
         self._dirty[key_bytes] = (commit_no, run, actor)
@@ -283,12 +291,60 @@ class Journal:
             return
         ops = []
         for key_bytes, (commit_no, run, actor) in dirty.items():
-            values, objects = actor.short_term.snapshot()  # its committed state
-            memory = self.codec.encode([values, objects], "a memory snapshot")
-            record = SnapshotRecord(key_bytes, commit_no, run, memory)
+            record = self._snapshot_record(key_bytes, commit_no, run, actor)
             ops.append(("snapshot", key_bytes, commit_no, record, self.keep_inputs))
         if ops:
             self.store.write(ops)
+
+    def _snapshot_record(
+        self, key_bytes: bytes, commit_no: int, run: int, actor: Any
+    ) -> SnapshotRecord:
+        memory = actor.memory
+        if memory is None:
+            state: list[Any] = [{}, {}, {}]
+        else:
+            values, objects = memory.snapshot()  # its committed state
+            state = [values, objects, memory.stamps()]
+        encoded = self.codec.encode(state, "the memory of key {!r}", actor.key)
+        return SnapshotRecord(key_bytes, commit_no, run, encoded)
+
+    def _memory_from(self, encoded: bytes) -> tuple[MemoryStore, dict[str, float]]:
+        values, objects, stamps = self.codec.decode(encoded, "a memory snapshot")
+        return MemoryStore.from_snapshot(MemoryType.SHORT_TERM, values, objects), stamps
+
+    # -- passivation ------------------------------------------------------------------------
+
+    def passivate(self, actor: Any) -> None:
+        """Write an idle key's whole state as a snapshot, so the actor can leave memory. The
+        snapshot is kept here until it is durable, so a reload never reads an older one."""
+        key_bytes = actor.key_bytes
+        self._dirty.pop(key_bytes, None)
+        record = self._snapshot_record(
+            key_bytes, self.next_commit_no - 1, actor.runs_started, actor
+        )
+        self._parked[key_bytes] = record
+        ack = self.store.write([("snapshot", key_bytes, record.commit_no, record,
+                                 self.keep_inputs)])  # fmt: skip
+
+        def durable(error: BaseException | None) -> None:
+            if error is None and self._parked.get(key_bytes) is record:
+                del self._parked[key_bytes]
+
+        ack.then(durable)
+
+    async def restore(self, key_bytes: bytes) -> tuple[MemoryStore, dict[str, float], int] | None:
+        """A passivated key's memory, TTL stamps and run count, or None if it has none."""
+        record = self._parked.get(key_bytes)
+        if record is None:
+            if self.store.durable:
+                data = await anyio.to_thread.run_sync(self.store.read_snapshot, key_bytes)
+            else:
+                data = self.store.read_snapshot(key_bytes)
+            if data is None:
+                return None
+            record = SnapshotRecord.unpack(key_bytes, data)
+        memory, stamps = self._memory_from(record.memory)
+        return memory, stamps, record.runs
 
     async def close(self) -> None:
         """Compact, wait until everything is durable, and release the store."""

@@ -83,6 +83,8 @@ class SQLiteJournalStore(JournalStore):
         self._stopping = False
         self._connection: sqlite3.Connection | None = None
         self._writer: threading.Thread | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
 
     def describe(self) -> str:
         return f"SQLite journal {self.path} (durability {self.durability})"
@@ -165,6 +167,21 @@ class SQLiteJournalStore(JournalStore):
     async def flush(self) -> None:
         await Ack(self._tracker, self._last_number)
 
+    def read_snapshot(self, key: bytes) -> bytes | None:
+        # A connection of its own: WAL lets it read while the writer writes.
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+            try:
+                row = self._reader.execute(
+                    "SELECT record FROM snapshots WHERE key = ?", (key,)
+                ).fetchone()
+            except sqlite3.DatabaseError as error:
+                raise JournalError(f"{self.path} cannot be read: {error}") from error
+        return None if row is None else bytes(row[0])
+
     def close(self) -> None:
         with self._condition:
             self._stopping = True
@@ -175,6 +192,10 @@ class SQLiteJournalStore(JournalStore):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def _write_loop(self) -> None:
         connection = self._connection

@@ -185,6 +185,11 @@ class JournalStore(ABC):
     def write(self, ops: Sequence[Op]) -> Ack:
         """Append a group of operations, applied atomically in submission order."""
 
+    @abstractmethod
+    def read_snapshot(self, key: bytes) -> bytes | None:
+        """A key's packed ``SnapshotRecord`` as last written durably, or None. Used to reload a
+        passivated key; may block (durable stores are called from a worker thread)."""
+
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional
         """The event loop that awaits acks (stores with a writer thread notify it)."""
 
@@ -244,6 +249,10 @@ class MemoryJournalStore(JournalStore):
             ],
             snapshots=[(key, record.pack()) for key, record in self.snapshots.items()],
         )
+
+    def read_snapshot(self, key: bytes) -> bytes | None:
+        record = self.snapshots.get(key)
+        return None if record is None else record.pack()
 
     def write(self, ops: Sequence[Op]) -> Ack:
         for op in ops:

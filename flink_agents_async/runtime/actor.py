@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
-from ..memory import MemoryObject, MemoryStore, MemoryType
+from ..memory import MemoryObject, MemoryStore
 from .run import Run
 
 if TYPE_CHECKING:
@@ -79,12 +79,17 @@ class Actor:
         return self._key_bytes
 
     @property
+    def memory(self) -> MemoryStore | None:
+        """The key's short-term memory if it has been made."""
+        return self._memory
+
+    @property
     def short_term(self) -> MemoryStore:
         """The key's short-term memory (created on first use, inside the running run's
         transaction if a run is going)."""
         memory = self._memory
         if memory is None:
-            memory = self._memory = MemoryStore(MemoryType.SHORT_TERM)
+            memory = self._memory = self.system.new_memory()
             if self.current is not None:
                 memory.begin()
         return memory
@@ -112,6 +117,7 @@ class Actor:
             if self.mailbox is None:
                 self.mailbox = deque()
             self.mailbox.append(item)
+            self.system.queued += 1
 
     def start_next(self) -> None:
         """Start queued inputs until one is left running (or the mailbox is empty)."""
@@ -125,10 +131,15 @@ class Actor:
                 self._begin(first, attempt=1)
             while self.current is None and self.mailbox:
                 item = self.mailbox.popleft()
+                self.system.queued -= 1
                 self._wake_producer()
                 self._begin(item, attempt=1)
         finally:
             self.starting = False
+        if self.current is None and not self.mailbox:
+            passivation = self.system.passivation
+            if passivation is not None:
+                passivation.idle(self)
 
     def _wake_producer(self) -> None:
         waiters = self.space_waiters
@@ -143,6 +154,7 @@ class Actor:
             self.runs_started += 1
         run = Run(self.system, self, self.runs_started, item, attempt, self._finish)
         self.current = run
+        self.system.running += 1
         if self._memory is not None:
             self._memory.begin()
         run.start()
@@ -154,6 +166,7 @@ class Actor:
     def _finish(self, run: Run) -> None:
         self.current = None
         system = self.system
+        system.running -= 1
         if run.failure is None:
             system.commit_run(self, run)
         if run.failure is not None:

@@ -20,6 +20,7 @@ from ..errors import ExecutionError
 from ..journal import Codec, Journal, JournalStore, MemoryJournalStore, SQLiteJournalStore
 from .batch import feed_batch
 from .inputs import InputReader
+from .service import ServiceRuntime
 from .system import ActorSystem
 
 __all__ = ["LocalAgentBuilder", "LocalExecutionEnvironment"]
@@ -243,13 +244,14 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         finally:
             self.finished = True
 
-    def _journal(self) -> Journal:
+    def _journal(self, service: bool = False) -> Journal:
         config = self._config
         directory = config.get(JournalOptions.DIR)
         durability = str(config.get(JournalOptions.DURABILITY))
         store = self._journal_store
         # A batch job's input positions and outputs are what make it resumable. Nobody can
-        # resume from a private in-memory store, so compaction may drop them there.
+        # resume from a private in-memory store, so it records nothing only recovery reads; a
+        # service keeps no committed inputs (its source is not replayable anyway).
         resumable = True
         if store is None:
             if directory:
@@ -262,10 +264,40 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
             durability=getattr(store, "durability", "none") if store.durable else "none",
             divergence=str(config.get(JournalOptions.DIVERGENCE)),
             compaction_interval=config.get(JournalOptions.COMPACTION_INTERVAL) or 1000,
-            keep_inputs=True,
+            keep_inputs=not service,
             recording=resumable,
         )
 
     def metrics(self) -> dict[str, Any]:
         """A snapshot of the agent's metrics: ``{"numOfEventProcessed": ..., ...}``."""
         return self._builder.metrics() if self._builder is not None else {}
+
+    def serve(
+        self,
+        agent: Agent,
+        *,
+        drain_timeout: float = 30.0,
+        max_pending: int = 10_000,
+        busy_policy: str = "queue",
+        idle_timeout: float | None = None,
+    ) -> ServiceRuntime:
+        """A long-lived runtime for ``agent`` in the caller's event loop.
+
+        ``async with env.serve(agent) as runtime:`` then ``await runtime.send(key, value)``
+        (one input, its outputs back), ``await runtime.submit(key, value)`` (a handle to
+        await), ``runtime.outputs()`` (every output), ``runtime.stats()``. With ``journal_dir``
+        set on the environment, accepted inputs survive a crash. ``max_pending`` bounds the
+        unfinished inputs, ``busy_policy`` (``queue`` or ``reject``) says what an input for a
+        busy key does, ``idle_timeout`` (seconds) passivates idle keys, ``drain_timeout``
+        bounds the wait for in-flight inputs when the block ends.
+        """
+        plan = AgentPlan.from_agent(agent, self.resources)
+        return ServiceRuntime(
+            plan,
+            self._config,
+            self._journal(service=True),
+            drain_timeout=drain_timeout,
+            max_pending=max_pending,
+            busy_policy=busy_policy,
+            idle_timeout=idle_timeout,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
@@ -17,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
-from ..config import AgentExecutionOptions, Configuration
+from ..config import AgentExecutionOptions, Configuration, ShortTermMemoryOptions
 from ..durable import CallRecorder
 from ..errors import ActionFailedError, ConfigurationError, JournalError, RuntimeClosedError
 from ..events import OutputEvent
 from ..journal import Journal, JournalEncodeError, RecoveredJournal
+from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
 from ..resources import ResourceCache
 from .actor import Actor, InputItem
@@ -49,6 +51,22 @@ def _error_strategy(config: Configuration) -> str:
             f"{strategy!r}; use one of {', '.join(_STRATEGIES)}"
         )
     return strategy
+
+
+def _memory_ttl(config: Configuration) -> tuple[float | None, bool]:
+    milliseconds = config.get(ShortTermMemoryOptions.STATE_TTL_MS) or 0
+    update = str(config.get(ShortTermMemoryOptions.STATE_TTL_UPDATE_TYPE)).upper()
+    if update not in ("ON_CREATE_AND_WRITE", "ON_READ_AND_WRITE"):
+        raise ConfigurationError(
+            f"configuration key {ShortTermMemoryOptions.STATE_TTL_UPDATE_TYPE.key!r} is "
+            f"{update!r}; use ON_CREATE_AND_WRITE or ON_READ_AND_WRITE"
+        )
+    if milliseconds < 0:
+        raise ConfigurationError(
+            f"configuration key {ShortTermMemoryOptions.STATE_TTL_MS.key!r} must be 0 (off) or "
+            f"a positive number of milliseconds, got {milliseconds}"
+        )
+    return (milliseconds / 1000 if milliseconds else None), update == "ON_READ_AND_WRITE"
 
 
 def _positive(config: Configuration, option: Any) -> int:
@@ -81,6 +99,14 @@ class ActorSystem:
         self.error_strategy = _error_strategy(config)
         self.max_retries = max(0, config.get(AgentExecutionOptions.MAX_RETRIES) or 0)
         self.actors: dict[Hashable, Actor] = {}
+        self.clock: Callable[[], float] = time.time
+        self._ttl_seconds, self._ttl_on_read = _memory_ttl(config)
+        # Service hooks (None for batch jobs): where idle actors go, and how missing keys come
+        # back (see runtime.passivation).
+        self.passivation: Any = None
+        self.on_finished: Callable[[], None] | None = None  # an input finished (service mode)
+        self.queued = 0  # inputs waiting in mailboxes
+        self.running = 0  # runs in flight
         self.sinks: list[OutputSink] = []
         self.failures: list[ActionFailedError] = []
         self.closing = False
@@ -96,13 +122,25 @@ class ActorSystem:
             actor = self.actors[key] = Actor(key, self)
         return actor
 
+    def new_memory(
+        self, memory: MemoryStore | None = None, stamps: dict[str, float] | None = None
+    ) -> MemoryStore:
+        """A key's short-term memory (``memory`` if given), with the configured TTL."""
+        memory = memory or MemoryStore(MemoryType.SHORT_TERM)
+        if self._ttl_seconds is not None:
+            memory.expire_after(
+                self._ttl_seconds, refresh_on_read=self._ttl_on_read, clock=self.clock,
+                stamps=stamps,
+            )  # fmt: skip
+        return memory
+
     async def open(self, mode: str) -> RecoveredJournal:
         """Open the journal and restore every key it knows to its last committed state."""
         recovered = await self.journal.open(
             self.loop, {"agent": self.plan.agent_name, "mode": mode}
         )
         for key, state in recovered.keys.items():
-            actor = self.actors[key] = Actor(key, self, state.memory)
+            actor = self.actors[key] = Actor(key, self, self.new_memory(state.memory, state.stamps))
             actor.runs_started = state.runs
             self.journal.adopt(state, actor)
         return recovered
@@ -118,7 +156,13 @@ class ActorSystem:
         """Deliver one (accepted) input to its key's mailbox, waiting while that mailbox is full.
 
         ``calls`` are the durable calls journaled for this input before a crash."""
-        actor = self.actors.get(key) or self.actor(key)
+        actor = self.actors.get(key)
+        if actor is None:
+            actor = (
+                self.actor(key)
+                if self.passivation is None
+                else (await self.passivation.activate(key))
+            )
         while not actor.has_room(self.mailbox_capacity):
             waiter = self.loop.create_future()
             if actor.space_waiters is None:
@@ -156,6 +200,7 @@ class ActorSystem:
     def _drop_queued(self, actor: Actor) -> None:
         while actor.mailbox:
             item = actor.mailbox.popleft()
+            self.queued -= 1
             if item.ticket is not None and not item.ticket.done():
                 item.ticket.set_exception(
                     RuntimeClosedError("the runtime closed before this input ran")
@@ -256,8 +301,15 @@ class ActorSystem:
                 event_type=event_type,
             )
 
+    @property
+    def unfinished(self) -> int:
+        """Inputs dispatched and not yet finished (queued or running)."""
+        return self._unfinished
+
     def _input_finished(self) -> None:
         self._unfinished -= 1
+        if self.on_finished is not None:
+            self.on_finished()
         if not self._unfinished:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:

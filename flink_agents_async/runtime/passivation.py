@@ -1,0 +1,106 @@
+"""Passivation: idle actors leave memory; their state waits in the journal store.
+
+An actor that has been idle (no run, nothing queued) for ``idle_timeout`` seconds is written to
+the store as a snapshot of its memory and dropped from the actor system; the next input for its
+key brings it back. Idle actors are kept in an ordered dict by the time they went idle, so a
+sweep only looks at the ones that expired. Memory then grows with the number of active keys,
+not with every key ever seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .actor import Actor
+    from .system import ActorSystem
+
+__all__ = ["Passivation"]
+
+_MIN_SWEEP_PAUSE = 0.01
+
+
+class Passivation:
+    """Evicts idle actors of one actor system and reloads them on demand."""
+
+    def __init__(self, system: ActorSystem, idle_timeout: float) -> None:
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive, got {idle_timeout}")
+        self.system = system
+        self.idle_timeout = idle_timeout
+        self.passivated: set[Hashable] = set()
+        self._idle_since: OrderedDict[Hashable, float] = OrderedDict()
+        self._loading: dict[Hashable, asyncio.Future[Actor]] = {}
+        self._wakeup = asyncio.Event()
+
+    def idle(self, actor: Actor) -> None:
+        """``actor`` has nothing to do from now on."""
+        self._idle_since[actor.key] = self.system.loop.time()
+        self._idle_since.move_to_end(actor.key)
+        if len(self._idle_since) == 1:
+            self._wakeup.set()
+
+    async def activate(self, key: Hashable) -> Actor:
+        """The actor of ``key``, brought back from the store if it was passivated."""
+        system = self.system
+        loading = self._loading.get(key)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        actor = system.actors.get(key)
+        if actor is not None:
+            return actor
+        if key not in self.passivated:
+            return system.actor(key)
+        future: asyncio.Future[Actor] = system.loop.create_future()
+        self._loading[key] = future
+        try:
+            restored = await system.journal.restore(system.journal.encode_key(key))
+            actor = system.actors.get(key)  # created meanwhile? keep that one
+            if actor is None:
+                actor = system.actors[key] = system.actor(key)
+                if restored is not None:
+                    memory, stamps, runs = restored
+                    actor._memory = system.new_memory(memory, stamps)
+                    actor.runs_started = runs
+            self.passivated.discard(key)
+            future.set_result(actor)
+            return actor
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # the waiters (if any) get it; nobody else must
+            raise
+        finally:
+            del self._loading[key]
+
+    def sweep(self) -> float:
+        """Passivate every actor idle for longer than the timeout; returns the seconds until
+        the next one is due."""
+        system = self.system
+        now = system.loop.time()
+        idle_since = self._idle_since
+        while idle_since:
+            key, since = next(iter(idle_since.items()))
+            due = since + self.idle_timeout
+            if due > now:
+                return due - now
+            del idle_since[key]
+            actor = system.actors.get(key)
+            if actor is None or not actor.idle:
+                continue  # busy again: it re-enters when it goes idle next
+            system.journal.passivate(actor)
+            del system.actors[key]
+            self.passivated.add(key)
+        return self.idle_timeout
+
+    async def run(self) -> None:
+        """Sweep whenever an actor is due, until cancelled."""
+        while True:
+            pause = self.sweep()
+            if not self._idle_since:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await asyncio.sleep(max(pause, _MIN_SWEEP_PAUSE))

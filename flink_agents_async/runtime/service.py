@@ -1,0 +1,286 @@
+"""The long-lived runtime: ``async with env.serve(agent) as runtime`` inside an application.
+
+The application feeds inputs as they arrive (``send`` / ``submit``) and reads results per input
+or as a stream (``outputs()``). The runtime lives in the caller's event loop and starts no
+threads of its own besides the journal writer and the pool for sync durable functions; its only
+task (the passivation sweeper) is owned by the ``async with`` block.
+
+* **Accepted means journaled.** ``submit`` returns once the input is in the journal (per the
+  durability mode). After a crash, a new ``serve()`` on the same journal finishes every accepted
+  input and delivers those outputs to ``outputs()``; outputs committed before the crash are not
+  delivered again.
+* **Backpressure.** Each key's mailbox is bounded (``mailbox_capacity``) and so is the number of
+  unfinished inputs overall (``max_pending``): ``submit`` waits for room, or raises
+  ``RuntimeBusyError`` with ``nowait=True``. With ``busy_policy="reject"`` an input for a key
+  that is still busy is refused at once instead of queued.
+* **Draining.** Leaving the block stops intake (``RuntimeClosedError``), lets in-flight inputs
+  finish within ``drain_timeout``, flushes the journal and closes resources. Inputs cut off by
+  the timeout or by cancellation stay journaled and run at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Hashable
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from ..agent import AgentPlan
+from ..config import Configuration
+from ..errors import RuntimeBusyError, RuntimeClosedError
+from ..journal import Journal
+from .passivation import Passivation
+from .system import ActorSystem
+
+__all__ = ["RunHandle", "ServiceRuntime"]
+
+logger = structlog.get_logger("flink_agents_async")
+
+BUSY_POLICIES = ("queue", "reject")
+_CLOSED = object()
+
+
+class RunHandle:
+    """An accepted input. Await it for its run's outputs (a list), or its error."""
+
+    __slots__ = ("_future", "key", "seq")
+
+    def __init__(self, key: Hashable, seq: int, future: asyncio.Future[list[Any]]) -> None:
+        self.key = key
+        self.seq = seq
+        self._future = future
+
+    def __await__(self) -> Any:
+        return asyncio.shield(self._future).__await__()
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self) -> list[Any]:
+        """The outputs of a finished run (raises its error, or ``InvalidStateError``)."""
+        return self._future.result()
+
+    def __repr__(self) -> str:
+        state = "done" if self._future.done() else "pending"
+        return f"<RunHandle key={self.key!r} seq={self.seq} {state}>"
+
+
+class _Subscriber:
+    """One ``outputs()`` iterator's queue."""
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class ServiceRuntime:
+    """A running actor system fed by the application. Made by ``env.serve(agent)``."""
+
+    def __init__(
+        self,
+        plan: AgentPlan,
+        config: Configuration,
+        journal: Journal,
+        *,
+        drain_timeout: float = 30.0,
+        max_pending: int = 10_000,
+        busy_policy: str = "queue",
+        idle_timeout: float | None = None,
+    ) -> None:
+        if busy_policy not in BUSY_POLICIES:
+            raise ValueError(f"busy_policy must be one of {BUSY_POLICIES}, got {busy_policy!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        if drain_timeout < 0:
+            raise ValueError(f"drain_timeout must not be negative, got {drain_timeout}")
+        self._plan = plan
+        self._config = config
+        self._journal = journal
+        self._drain_timeout = drain_timeout
+        self._max_pending = max_pending
+        self._busy_policy = busy_policy
+        self._idle_timeout = idle_timeout
+        self._system: ActorSystem | None = None
+        self._accepting = False
+        self._next_seq = 0
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._subscribers: list[_Subscriber] = []
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ServiceRuntime:
+        system = self._system = ActorSystem(self._plan, self._config, self._journal)
+        try:
+            recovered = await system.open(mode="service")
+        except BaseException:
+            await system.aclose()
+            raise
+        system.sinks.append(self._publish)
+        system.on_finished = self._room_freed
+        if self._idle_timeout is not None:
+            system.passivation = Passivation(system, self._idle_timeout)
+            self._sweeper = asyncio.create_task(system.passivation.run())
+        self._next_seq = recovered.next_seq
+        for entry in recovered.pending:  # accepted before a crash, never committed
+            await system.dispatch(entry.key, _value_of(self._journal, entry), entry.record.seq,
+                                  calls=entry.calls)  # fmt: skip
+        if recovered.pending:
+            logger.info("resuming inputs accepted before a restart", count=len(recovered.pending))
+        self._accepting = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._accepting = False
+        for waiter in self._room_waiters:
+            if not waiter.done():
+                waiter.set_exception(RuntimeClosedError("the runtime is shutting down"))
+        system = self._system
+        assert system is not None
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(system.join()), self._drain_timeout)
+            except TimeoutError:
+                logger.warning(
+                    "drain timed out; unfinished inputs stay journaled for the next start",
+                    unfinished=system.unfinished,
+                )
+        finally:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sweeper
+            try:
+                await system.aclose()
+            finally:
+                for subscriber in self._subscribers:
+                    subscriber.put(_CLOSED)
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    async def submit(self, key: Hashable, value: Any, *, nowait: bool = False) -> RunHandle:
+        """Accept one input for ``key`` and return a handle to await its outputs.
+
+        Returns once the input is journaled. Waits while the runtime or the key's mailbox is
+        full, or raises ``RuntimeBusyError`` at once with ``nowait=True``.
+        """
+        system = self._require_running()
+        try:
+            hash(key)
+        except TypeError:
+            raise TypeError(f"key {key!r} is not hashable; use a str, int or tuple") from None
+        if self._busy_policy == "reject":
+            actor = system.actors.get(key)
+            if actor is not None and not actor.idle:
+                raise RuntimeBusyError(f"key {key!r} is busy (busy_policy='reject')")
+        await self._wait_for_room(system, key, nowait)
+        journal = self._journal
+        item = journal.codec.encode([key, value], "the input sent for key {!r}", key)
+        seq = self._next_seq
+        self._next_seq += 1
+        ack = journal.accept(seq, journal.encode_key(key), item)
+        ticket: asyncio.Future[list[Any]] = system.loop.create_future()
+        if not ack.done:
+            await ack
+        await system.dispatch(key, value, seq, ticket)
+        return RunHandle(key, seq, ticket)
+
+    async def send(self, key: Hashable, value: Any, *, nowait: bool = False) -> list[Any]:
+        """Run one input for ``key`` and return its outputs (or raise its run's error)."""
+        handle = await self.submit(key, value, nowait=nowait)
+        return await handle
+
+    async def _wait_for_room(self, system: ActorSystem, key: Hashable, nowait: bool) -> None:
+        while True:
+            actor = system.actors.get(key)
+            key_full = actor is not None and not actor.has_room(system.mailbox_capacity)
+            if system.unfinished < self._max_pending and not key_full:
+                return
+            if nowait:
+                if key_full:
+                    what = f"key {key!r} has a full mailbox"
+                else:
+                    what = f"{system.unfinished} inputs are unfinished"
+                    what += f" (max_pending={self._max_pending})"
+                raise RuntimeBusyError(f"the runtime is busy: {what}")
+            if key_full and system.unfinished < self._max_pending:
+                return  # dispatch waits for room in the key's mailbox, in arrival order
+            waiter = system.loop.create_future()
+            self._room_waiters.append(waiter)
+            await waiter
+            self._require_running()
+
+    def _room_freed(self) -> None:
+        while self._room_waiters:
+            waiter = self._room_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _require_running(self) -> ActorSystem:
+        if not self._accepting or self._system is None:
+            raise RuntimeClosedError(
+                "the runtime does not accept inputs: use it inside `async with env.serve(...)`"
+                + ("" if self._system is None else " (it is shutting down)")
+            )
+        return self._system
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _publish(self, key: Hashable, output: Any) -> None:
+        for subscriber in self._subscribers:
+            subscriber.put((key, output))
+
+    async def outputs(self) -> AsyncIterator[tuple[Hashable, Any]]:
+        """Every output committed from now on, as ``(key, output)``, until the runtime closes."""
+        subscriber = _Subscriber()
+        self._subscribers.append(subscriber)
+        try:
+            while True:
+                while not subscriber.items:
+                    subscriber.waiter = asyncio.get_running_loop().create_future()
+                    await subscriber.waiter
+                item = subscriber.items.popleft()
+                if item is _CLOSED:
+                    return
+                yield item
+        finally:
+            self._subscribers.remove(subscriber)
+
+    def stats(self) -> dict[str, int]:
+        """Keys active (in memory) and passivated, queued inputs, runs in flight, unfinished
+        (accepted, not yet committed or failed) inputs."""
+        system = self._system
+        if system is None:
+            return {}
+        passivation = system.passivation
+        return {
+            "keys_active": len(system.actors),
+            "keys_passivated": len(passivation.passivated) if passivation is not None else 0,
+            "queued_inputs": system.queued,
+            "inflight_runs": system.running,
+            "unfinished_inputs": system.unfinished,
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot of the agent's metrics (see ``env.metrics()``)."""
+        return self._system.metrics_snapshot() if self._system is not None else {}
+
+
+def _value_of(journal: Journal, entry: Any) -> Any:
+    """The value of a journaled input (its item is ``[key, value]``)."""
+    return journal.codec.decode(entry.record.item, "the journaled input {}", entry.record.seq)[1]
