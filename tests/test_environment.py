@@ -710,3 +710,10 @@ async def test_invalid_error_handling_strategy_raises_configuration_error(strate
     with pytest.raises(ConfigurationError, match="error-handling-strategy"):
         await env.execute()
     assert calls == []
+
+
+def test_journal_dir_none_means_no_journal_directory(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    env = AgentsExecutionEnvironment.get_execution_environment(journal_dir=None)
+    assert env.get_config().get_str("journal.dir") is None
+    assert list(tmp_path.iterdir()) == []

@@ -177,6 +177,8 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         if config:
             self._config.update(config)
         for name, value in kwargs.items():
+            if value is None:
+                continue  # None means "not set": keep the configured default
             if name == "journal_dir":
                 value = str(value)  # a Path is welcome too
             self._config.update({_KWARG_OPTIONS[name]: value})
