@@ -78,6 +78,7 @@ from .resources import (
     ResourceType,
     SerializableResource,
 )
+from .runtime.service import RunHandle, ServiceRuntime
 
 __version__ = "0.1.0"
 
@@ -120,10 +121,12 @@ __all__ = [
     "ResourceError",
     "ResourceNotFoundError",
     "ResourceType",
+    "RunHandle",
     "RunnerContext",
     "RuntimeBusyError",
     "RuntimeClosedError",
     "SerializableResource",
+    "ServiceRuntime",
     "ToolRequestEvent",
     "ToolResponseEvent",
     "WritableConfiguration",

@@ -50,6 +50,11 @@ def test_quickstart_prints_each_keys_messages_in_order(tmp_path: Path) -> None:
         ("io_concurrency.py", ["--keys", "8", "--repeats", "1"], "wall_s"),
         ("loop_lag.py", ["--keys", "50", "--call-seconds", "0.01", "0.05"], "runtime"),
         ("durable.py", ["--keys", "50", "--calls", "4", "--sqlite-keys", "4"], "recovery"),
+        (
+            "serve.py",
+            ["--requests", "300", "--http-requests", "64", "--memory-keys", "300"],
+            "memory",
+        ),
     ],
 )
 def test_benchmark_scripts_print_json(
