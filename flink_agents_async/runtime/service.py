@@ -115,6 +115,10 @@ class ServiceRuntime:
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._subscribers: list[_Subscriber] = []
         self._sweeper: asyncio.Task[None] | None = None
+        # Outputs of inputs resumed after a restart can commit before anybody iterates
+        # outputs(): they wait here for the first iterator (while resumed inputs remain).
+        self._backlog: list[tuple[Hashable, Any]] | None = None
+        self._resuming = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -131,9 +135,14 @@ class ServiceRuntime:
             system.passivation = Passivation(system, self._idle_timeout)
             self._sweeper = asyncio.create_task(system.passivation.run())
         self._next_seq = recovered.next_seq
+        if recovered.pending:
+            self._backlog = []
+            self._resuming = len(recovered.pending)
         for entry in recovered.pending:  # accepted before a crash, never committed
+            ticket: asyncio.Future[list[Any]] = system.loop.create_future()
+            ticket.add_done_callback(self._resumed_input_finished)
             await system.dispatch(entry.key, _value_of(self._journal, entry), entry.record.seq,
-                                  calls=entry.calls)  # fmt: skip
+                                  ticket, entry.calls)  # fmt: skip
         if recovered.pending:
             logger.info("resuming inputs accepted before a restart", count=len(recovered.pending))
         self._accepting = True
@@ -242,12 +251,25 @@ class ServiceRuntime:
     # -- reading ----------------------------------------------------------------------------
 
     def _publish(self, key: Hashable, output: Any) -> None:
+        if not self._subscribers and self._backlog is not None and self._resuming:
+            self._backlog.append((key, output))
         for subscriber in self._subscribers:
             subscriber.put((key, output))
 
+    def _resumed_input_finished(self, ticket: asyncio.Future[list[Any]]) -> None:
+        self._resuming -= 1
+        if not ticket.cancelled():
+            ticket.exception()  # a failed resumed run is reported like any other
+
     async def outputs(self) -> AsyncIterator[tuple[Hashable, Any]]:
-        """Every output committed from now on, as ``(key, output)``, until the runtime closes."""
+        """Every output committed from now on, as ``(key, output)``, until the runtime closes.
+
+        The first iterator also gets the outputs of inputs resumed after a restart that
+        committed before it started."""
         subscriber = _Subscriber()
+        if self._backlog:
+            subscriber.items.extend(self._backlog)
+        self._backlog = None
         self._subscribers.append(subscriber)
         try:
             while True:
