@@ -60,11 +60,11 @@ class Passivation:
             restored = await system.journal.restore(system.journal.encode_key(key))
             actor = system.actors.get(key)  # created meanwhile? keep that one
             if actor is None:
-                actor = system.actors[key] = system.actor(key)
-                if restored is not None:
+                if restored is None:
+                    actor = system.actor(key)
+                else:
                     memory, stamps, runs = restored
-                    actor._memory = system.new_memory(memory, stamps)
-                    actor.runs_started = runs
+                    actor = system.restore_actor(key, system.new_memory(memory, stamps), runs)
             self.passivated.discard(key)
             future.set_result(actor)
             return actor
@@ -90,10 +90,17 @@ class Passivation:
             actor = system.actors.get(key)
             if actor is None or not actor.idle:
                 continue  # busy again: it re-enters when it goes idle next
-            system.journal.passivate(actor)
-            del system.actors[key]
-            self.passivated.add(key)
+            self.evict(actor)
         return self.idle_timeout
+
+    def evict(self, actor: Actor, *, save: bool = True) -> None:
+        """Drop an idle actor from memory; ``save=False`` when the store already holds its
+        whole state (a key recovered from a snapshot and nothing since)."""
+        if save:
+            self.system.journal.passivate(actor)
+        del self.system.actors[actor.key]
+        self._idle_since.pop(actor.key, None)
+        self.passivated.add(actor.key)
 
     async def run(self) -> None:
         """Sweep whenever an actor is due, until cancelled."""

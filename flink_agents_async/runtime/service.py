@@ -132,8 +132,14 @@ class ServiceRuntime:
         system.sinks.append(self._publish)
         system.on_finished = self._room_freed
         if self._idle_timeout is not None:
-            system.passivation = Passivation(system, self._idle_timeout)
-            self._sweeper = asyncio.create_task(system.passivation.run())
+            passivation = system.passivation = Passivation(system, self._idle_timeout)
+            self._sweeper = asyncio.create_task(passivation.run())
+            # Recovered keys with nothing to resume start passivated: a restart does not pull
+            # every key ever seen into memory.
+            resuming = {entry.key for entry in recovered.pending}
+            for key, state in recovered.keys.items():
+                if key not in resuming:
+                    passivation.evict(system.actors[key], save=state.unfolded)
         self._next_seq = recovered.next_seq
         if recovered.pending:
             self._backlog = []

@@ -140,10 +140,15 @@ class ActorSystem:
             self.loop, {"agent": self.plan.agent_name, "mode": mode}
         )
         for key, state in recovered.keys.items():
-            actor = self.actors[key] = Actor(key, self, self.new_memory(state.memory, state.stamps))
-            actor.runs_started = state.runs
-            self.journal.adopt(state, actor)
+            memory = self.new_memory(state.memory, state.stamps)
+            self.journal.adopt(state, self.restore_actor(key, memory, state.runs))
         return recovered
+
+    def restore_actor(self, key: Hashable, memory: MemoryStore, runs: int) -> Actor:
+        """Bring back the actor of ``key`` with its committed memory and run count."""
+        actor = self.actors[key] = Actor(key, self, memory)
+        actor.runs_started = runs
+        return actor
 
     async def dispatch(
         self,
