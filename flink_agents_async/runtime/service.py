@@ -70,16 +70,41 @@ class RunHandle:
 
 
 class _Subscriber:
-    """One ``outputs()`` iterator's queue."""
+    """One ``outputs()`` iterator: subscribed when made, fed by commits, read by iterating."""
 
-    def __init__(self) -> None:
+    def __init__(self, subscribers: list[_Subscriber]) -> None:
         self.items: deque[Any] = deque()
         self.waiter: asyncio.Future[None] | None = None
+        self._subscribers = subscribers
 
     def put(self, item: Any) -> None:
         self.items.append(item)
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
+
+    def __aiter__(self) -> _Subscriber:
+        return self
+
+    async def __anext__(self) -> tuple[Hashable, Any]:
+        while not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        item = self.items.popleft()
+        if item is _CLOSED:
+            self.items.appendleft(item)  # stays ended
+            self._unsubscribe()
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        self._unsubscribe()
+
+    def _unsubscribe(self) -> None:
+        if self in self._subscribers:
+            self._subscribers.remove(self)
 
 
 class ServiceRuntime:
@@ -111,8 +136,11 @@ class ServiceRuntime:
         self._idle_timeout = idle_timeout
         self._system: ActorSystem | None = None
         self._accepting = False
+        self._closed = False
         self._next_seq = 0
         self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._reserved: dict[Hashable, int] = {}
+        self._reserved_total = 0
         self._subscribers: list[_Subscriber] = []
         self._sweeper: asyncio.Task[None] | None = None
         # Outputs of inputs resumed after a restart can commit before anybody iterates
@@ -182,7 +210,8 @@ class ServiceRuntime:
             try:
                 await system.aclose()
             finally:
-                for subscriber in self._subscribers:
+                self._closed = True
+                for subscriber in list(self._subscribers):
                     subscriber.put(_CLOSED)
 
     # -- feeding ----------------------------------------------------------------------------
@@ -191,27 +220,38 @@ class ServiceRuntime:
         """Accept one input for ``key`` and return a handle to await its outputs.
 
         Returns once the input is journaled. Waits while the runtime or the key's mailbox is
-        full, or raises ``RuntimeBusyError`` at once with ``nowait=True``.
+        full, or raises ``RuntimeBusyError`` at once with ``nowait=True``. Once accepted, an
+        input runs (now, or at the next start if this one closes first).
         """
         system = self._require_running()
         try:
             hash(key)
         except TypeError:
             raise TypeError(f"key {key!r} is not hashable; use a str, int or tuple") from None
-        if self._busy_policy == "reject":
-            actor = system.actors.get(key)
-            if actor is not None and not actor.idle:
-                raise RuntimeBusyError(f"key {key!r} is busy (busy_policy='reject')")
+        if self._busy_policy == "reject" and self._key_busy(system, key):
+            raise RuntimeBusyError(f"key {key!r} is busy (busy_policy='reject')")
         await self._wait_for_room(system, key, nowait)
-        journal = self._journal
-        item = journal.codec.encode([key, value], "the input sent for key {!r}", key)
-        seq = self._next_seq
-        self._next_seq += 1
-        ack = journal.accept(seq, journal.encode_key(key), item)
-        ticket: asyncio.Future[list[Any]] = system.loop.create_future()
-        if not ack.done:
-            await ack
-        await system.dispatch(key, value, seq, ticket)
+        # The room is ours from here: reserved until the input is in the key's mailbox, so
+        # that submits waiting on the journal cannot all slip past the limits together.
+        self._reserved_total += 1
+        self._reserved[key] = self._reserved.get(key, 0) + 1
+        try:
+            journal = self._journal
+            item = journal.codec.encode([key, value], "the input sent for key {!r}", key)
+            seq = self._next_seq
+            self._next_seq += 1
+            ack = journal.accept(seq, journal.encode_key(key), item)
+            ticket: asyncio.Future[list[Any]] = system.loop.create_future()
+            if not ack.done:
+                await ack
+            await system.dispatch(key, value, seq, ticket, wait_for_room=False)
+        finally:
+            self._reserved_total -= 1
+            remaining = self._reserved[key] - 1
+            if remaining:
+                self._reserved[key] = remaining
+            else:
+                del self._reserved[key]
         return RunHandle(key, seq, ticket)
 
     async def send(self, key: Hashable, value: Any, *, nowait: bool = False) -> list[Any]:
@@ -219,32 +259,42 @@ class ServiceRuntime:
         handle = await self.submit(key, value, nowait=nowait)
         return await handle
 
+    def _key_busy(self, system: ActorSystem, key: Hashable) -> bool:
+        actor = system.actors.get(key)
+        return key in self._reserved or (actor is not None and not actor.idle)
+
+    def _room_for(self, system: ActorSystem, key: Hashable) -> str | None:
+        """Why there is no room for another input of ``key`` (None: there is)."""
+        if system.unfinished + self._reserved_total >= self._max_pending:
+            return (
+                f"{system.unfinished + self._reserved_total} inputs are unfinished "
+                f"(max_pending={self._max_pending})"
+            )
+        actor = system.actors.get(key)
+        queued = len(actor.mailbox or ()) if actor is not None else 0
+        busy = actor is not None and not actor.idle
+        # inputs that will wait in the mailbox: those queued and reserved, but for the one
+        # that runs at once on an idle key
+        waiting = queued + self._reserved.get(key, 0) - (0 if busy else 1)
+        if waiting >= system.mailbox_capacity:
+            return f"key {key!r} has a full mailbox (mailbox_capacity={system.mailbox_capacity})"
+        return None
+
     async def _wait_for_room(self, system: ActorSystem, key: Hashable, nowait: bool) -> None:
-        while True:
-            actor = system.actors.get(key)
-            key_full = actor is not None and not actor.has_room(system.mailbox_capacity)
-            if system.unfinished < self._max_pending and not key_full:
-                return
+        while (reason := self._room_for(system, key)) is not None:
             if nowait:
-                if key_full:
-                    what = f"key {key!r} has a full mailbox"
-                else:
-                    what = f"{system.unfinished} inputs are unfinished"
-                    what += f" (max_pending={self._max_pending})"
-                raise RuntimeBusyError(f"the runtime is busy: {what}")
-            if key_full and system.unfinished < self._max_pending:
-                return  # dispatch waits for room in the key's mailbox, in arrival order
+                raise RuntimeBusyError(f"the runtime is busy: {reason}")
             waiter = system.loop.create_future()
             self._room_waiters.append(waiter)
             await waiter
             self._require_running()
 
     def _room_freed(self) -> None:
-        while self._room_waiters:
-            waiter = self._room_waiters.popleft()
+        # Everybody waiting looks again: room may have opened for some keys and not others.
+        waiters, self._room_waiters = self._room_waiters, deque()
+        for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-                return
 
     def _require_running(self) -> ActorSystem:
         if not self._accepting or self._system is None:
@@ -267,27 +317,21 @@ class ServiceRuntime:
         if not ticket.cancelled():
             ticket.exception()  # a failed resumed run is reported like any other
 
-    async def outputs(self) -> AsyncIterator[tuple[Hashable, Any]]:
-        """Every output committed from now on, as ``(key, output)``, until the runtime closes.
+    def outputs(self) -> AsyncIterator[tuple[Hashable, Any]]:
+        """Every output committed from this call on, as ``(key, output)``, until the runtime
+        closes (at once, if it is closed already).
 
         The first iterator also gets the outputs of inputs resumed after a restart that
-        committed before it started."""
-        subscriber = _Subscriber()
+        committed before it was made."""
+        subscriber = _Subscriber(self._subscribers)
         if self._backlog:
             subscriber.items.extend(self._backlog)
         self._backlog = None
-        self._subscribers.append(subscriber)
-        try:
-            while True:
-                while not subscriber.items:
-                    subscriber.waiter = asyncio.get_running_loop().create_future()
-                    await subscriber.waiter
-                item = subscriber.items.popleft()
-                if item is _CLOSED:
-                    return
-                yield item
-        finally:
-            self._subscribers.remove(subscriber)
+        if self._system is None or self._closed:
+            subscriber.put(_CLOSED)
+        else:
+            self._subscribers.append(subscriber)
+        return subscriber
 
     def stats(self) -> dict[str, int]:
         """Keys active (in memory) and passivated, queued inputs, runs in flight, unfinished

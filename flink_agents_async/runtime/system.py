@@ -157,8 +157,11 @@ class ActorSystem:
         seq: int,
         ticket: asyncio.Future[Any] | None = None,
         calls: dict[int, Any] | None = None,
+        *,
+        wait_for_room: bool = True,
     ) -> None:
-        """Deliver one (accepted) input to its key's mailbox, waiting while that mailbox is full.
+        """Deliver one (accepted) input to its key's mailbox, waiting while that mailbox is full
+        (unless the caller reserved the room: ``wait_for_room=False``).
 
         ``calls`` are the durable calls journaled for this input before a crash."""
         actor = self.actors.get(key)
@@ -168,7 +171,7 @@ class ActorSystem:
                 if self.passivation is None
                 else (await self.passivation.activate(key))
             )
-        while not actor.has_room(self.mailbox_capacity):
+        while wait_for_room and not actor.has_room(self.mailbox_capacity):
             waiter = self.loop.create_future()
             if actor.space_waiters is None:
                 actor.space_waiters = deque()
