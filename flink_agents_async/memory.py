@@ -228,10 +228,14 @@ class MemoryStore:
 
     def begin(self) -> None:
         self._overlay = {}
+        if self._ttl is not None:
+            self._ttl.begin()
 
     def commit(self) -> dict[str, Any]:
         """Fold the open transaction into the base; returns its writes (``DELETED`` = removed)."""
         overlay, self._overlay = self._overlay or {}, None
+        if self._ttl is not None:
+            self._ttl.commit()
         base = self._base
         delta: dict[str, Any] = {}
         for path, entry in overlay.items():
@@ -245,6 +249,8 @@ class MemoryStore:
 
     def rollback(self) -> None:
         self._overlay = None
+        if self._ttl is not None:
+            self._ttl.rollback()
 
     def clear(self) -> None:
         self._base = {_ROOT: _ObjectNode()}
@@ -264,6 +270,14 @@ class MemoryStore:
                 return _MISSING if entry is _DELETED else entry
         return self._base.get(path, _MISSING)
 
+    def _present(self, path: str) -> Any:
+        """The entry at ``path``, with an expired value counting as absent."""
+        entry = self._lookup(path)
+        ttl = self._ttl
+        if ttl is not None and entry is not _MISSING and not isinstance(entry, _ObjectNode):
+            return _MISSING if ttl.expired(path) else entry
+        return entry
+
     def _write(self, path: str, entry: Any) -> None:
         target = self._overlay if self._overlay is not None else self._base
         target[path] = entry
@@ -281,7 +295,7 @@ class MemoryStore:
     def _ensure_parents(self, path: str) -> None:
         """Create the missing objects above ``path`` and register it with its parent."""
         parent, _, name = path.rpartition(".")
-        parent_entry = self._lookup(parent)
+        parent_entry = self._present(parent)
         if parent_entry is _MISSING:
             self._ensure_parents(parent)
             parent_entry = _ObjectNode()
@@ -311,7 +325,7 @@ class MemoryStore:
 
     def set(self, path: str, value: Any) -> MemoryRef:
         stored = owned_copy(value, path)
-        existing = self._lookup(path)
+        existing = self._present(path)
         if isinstance(existing, _ObjectNode):
             raise ValueError(
                 f"cannot set memory path {path!r} to a value: it holds a nested object; use "
@@ -325,7 +339,7 @@ class MemoryStore:
         return _reference(self.memory_type, path)
 
     def new_object(self, path: str, overwrite: bool) -> MemoryObject:
-        existing = self._lookup(path)
+        existing = self._present(path)
         if existing is not _MISSING:
             if not overwrite:
                 kind = "an object" if isinstance(existing, _ObjectNode) else "a value"
@@ -399,9 +413,10 @@ class MemoryStore:
 
 
 class _Expiry:
-    """The TTL bookkeeping of a memory: when each value path was last refreshed."""
+    """The TTL bookkeeping of a memory: when each value path was last refreshed. Refreshes
+    made during a run are kept apart and only count if the run commits."""
 
-    __slots__ = ("clock", "refresh_on_read", "seconds", "stamps")
+    __slots__ = ("clock", "committed", "pending", "refresh_on_read", "seconds", "stamps")
 
     def __init__(
         self,
@@ -414,12 +429,28 @@ class _Expiry:
         self.refresh_on_read = refresh_on_read
         self.clock = clock
         self.stamps = stamps
+        self.pending: dict[str, float] | None = None
+        self.committed: dict[str, float] = {}  # the refreshes of the last committed run
+
+    def begin(self) -> None:
+        self.pending = {}
+
+    def commit(self) -> None:
+        self.committed = self.pending or {}
+        self.stamps.update(self.committed)
+        self.pending = None
+
+    def rollback(self) -> None:
+        self.pending = None
 
     def touch(self, path: str) -> None:
-        self.stamps[path] = self.clock()
+        target = self.pending if self.pending is not None else self.stamps
+        target[path] = self.clock()
 
     def expired(self, path: str) -> bool:
-        stamp = self.stamps.get(path)
+        stamp = None if self.pending is None else self.pending.get(path)
+        if stamp is None:
+            stamp = self.stamps.get(path)
         return stamp is not None and self.clock() - stamp > self.seconds
 
 
@@ -436,10 +467,9 @@ def split_delta(delta: dict[str, Any], store: MemoryStore | None = None) -> list
             objects[path] = list(entry.children)
         else:
             values[path] = entry
-    stamps: dict[str, float] = {}
-    if store is not None and store._ttl is not None:
-        known = store._ttl.stamps
-        stamps = {path: known[path] for path in values if path in known}
+    # Every TTL refresh of the run, by writes and (with refresh on read) by reads, so that
+    # a recovered key expires when it would have.
+    stamps = dict(store._ttl.committed) if store is not None and store._ttl is not None else {}
     return [values, objects, deleted, stamps]
 
 

@@ -241,18 +241,41 @@ class ServiceRuntime:
             seq = self._next_seq
             self._next_seq += 1
             ack = journal.accept(seq, journal.encode_key(key), item)
-            ticket: asyncio.Future[list[Any]] = system.loop.create_future()
+        except BaseException:
+            self._release(key)
+            raise
+        ticket: asyncio.Future[list[Any]] = system.loop.create_future()
+        if ack.done:  # nothing to wait for: hand it over without leaving this task
+            await self._admit(system, key, value, seq, ticket, ack)
+        else:
+            # Journaled means it will run: even if our caller is cancelled while the journal
+            # acknowledges, the input goes to its mailbox now, in order, not at the next start.
+            await asyncio.shield(self._admit(system, key, value, seq, ticket, ack))
+        return RunHandle(key, seq, ticket)
+
+    async def _admit(
+        self,
+        system: ActorSystem,
+        key: Hashable,
+        value: Any,
+        seq: int,
+        ticket: asyncio.Future[list[Any]],
+        ack: Any,
+    ) -> None:
+        try:
             if not ack.done:
                 await ack
             await system.dispatch(key, value, seq, ticket, wait_for_room=False)
         finally:
-            self._reserved_total -= 1
-            remaining = self._reserved[key] - 1
-            if remaining:
-                self._reserved[key] = remaining
-            else:
-                del self._reserved[key]
-        return RunHandle(key, seq, ticket)
+            self._release(key)
+
+    def _release(self, key: Hashable) -> None:
+        self._reserved_total -= 1
+        remaining = self._reserved[key] - 1
+        if remaining:
+            self._reserved[key] = remaining
+        else:
+            del self._reserved[key]
 
     async def send(self, key: Hashable, value: Any, *, nowait: bool = False) -> list[Any]:
         """Run one input for ``key`` and return its outputs (or raise its run's error)."""
