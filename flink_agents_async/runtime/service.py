@@ -151,6 +151,8 @@ class ServiceRuntime:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def __aenter__(self) -> ServiceRuntime:
+        if self._system is not None:
+            raise RuntimeError("a runtime is entered once: call env.serve(agent) again")
         system = self._system = ActorSystem(self._plan, self._config, self._journal)
         try:
             recovered = await system.open(mode="service")
