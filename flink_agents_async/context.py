@@ -117,6 +117,31 @@ class RunnerContext(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release what the context holds (nothing: resources close with the runtime)."""
 
+    @abstractmethod
+    def execute_async(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Run ``func`` like ``durable_execute_async`` but without journaling it: after a crash
+        it runs again. For calls that are cheap and safe to repeat."""
+
+    # Getter spellings of older Flink Agents releases, so agents written against them run.
+
+    def get_short_term_memory(self) -> MemoryObject:
+        return self.short_term_memory
+
+    def get_sensory_memory(self) -> MemoryObject:
+        return self.sensory_memory
+
+    def get_action_config(self) -> dict[str, Any]:
+        return self.action_config
+
+    def get_agent_metric_group(self) -> MetricGroup:
+        return self.agent_metric_group
+
+    def get_action_metric_group(self) -> MetricGroup:
+        return self.action_metric_group
+
+    def get_config(self) -> ReadableConfiguration:
+        return self.config
+
 
 class ActionContext(RunnerContext):
     """The context of one action invocation within a run."""
@@ -204,6 +229,10 @@ class ActionContext(RunnerContext):
     ) -> Awaitable[Any]:
         ensure_not_durable("durable_execute_async()")
         return self._run.durable_call_async(func, args, kwargs, reconciler, self._action.name)
+
+    def execute_async(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        ensure_not_durable("execute_async()")
+        return self._run.plain_call_async(func, args, kwargs, self._action.name)
 
     def __repr__(self) -> str:
         return f"<RunnerContext key={self._run.key!r} action={self._action.name!r}>"

@@ -227,3 +227,30 @@ async def test_basic_local_cases() -> None:
     )
     await env.execute()
     assert outputs == [{"bob": 2}, {"john": 3}]
+
+
+async def test_older_getter_spellings_and_execute_async_work() -> None:
+    """Agents written against older Flink Agents releases use get_*() and execute_async."""
+
+    def plus_one(value: int) -> int:
+        return value + 1
+
+    class OldStyle(Agent):
+        @action(InputEvent)
+        @staticmethod
+        async def act(event: InputEvent, ctx: RunnerContext) -> None:
+            memory = ctx.get_short_term_memory()
+            memory.set("seen", event.input)
+            ctx.get_sensory_memory().set("tmp", 1)
+            assert ctx.get_action_config() == {}
+            ctx.get_agent_metric_group().get_counter("old").inc()
+            ctx.get_action_metric_group().get_counter("old").inc()
+            assert ctx.get_config() is ctx.config
+            result = await ctx.execute_async(plus_one, event.input)
+            ctx.send_event(OutputEvent(output=[memory.get("seen"), result]))
+
+    env = AgentsExecutionEnvironment.get_execution_environment()
+    outputs = env.from_list([{"key": "bob", "value": 1}]).apply(OldStyle()).to_list()
+    await env.execute()
+    assert outputs == [{"bob": [1, 2]}]
+    assert env.metrics()["old"] == 1 and env.metrics()["act.old"] == 1

@@ -22,7 +22,14 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from ..context import ActionContext
-from ..durable import DurableCall, Outcome, execute_in_task, execute_now, make_call
+from ..durable import (
+    DurableCall,
+    Outcome,
+    call_awaitable,
+    execute_in_task,
+    execute_now,
+    make_call,
+)
 from ..errors import ActionFailedError
 from ..events import Event, InputEvent, OutputEvent, typed_event_class
 from ..memory import MemoryObject, MemoryStore, MemoryType
@@ -55,6 +62,11 @@ def _normalized(event: Event) -> Event:
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+async def _run_plain(call: DurableCall, limiter: Any) -> Any:
+    # call_awaitable marks the context it runs in: this task's own, not the action's.
+    return await call_awaitable(call, limiter)
 
 
 class Run:
@@ -287,6 +299,19 @@ class Run:
     ) -> Any:
         call = self._new_call(func, args, kwargs, reconciler, "durable_execute", action)
         return execute_now(call, self.recorder)
+
+    def plain_call_async(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        action: str,
+    ) -> asyncio.Future[Any]:
+        """``execute_async``: run like a durable call, but take no slot and record nothing."""
+        call = make_call(-1, func, args, kwargs, None, "execute_async", action)
+        task = self.loop.create_task(_run_plain(call, self.system.thread_limiter))
+        self._track(task, self._durable_done)
+        return task
 
     def durable_call_async(
         self,
