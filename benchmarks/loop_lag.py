@@ -11,7 +11,11 @@ flight), together with CPython's full (generation 2) garbage collections: while 
 to hold 10,000 in-flight runs, each full pass scans everything, and those passes are what the
 ramp-up's worst samples measure.
 
-Prints JSON: lag p50/p99/max in ms for both, and the full-GC passes seen.
+The runtime is measured twice: with CPython's default GC thresholds, and with the third
+threshold raised to 1000 (``gc.set_threshold(700, 10, 1000)``), an application-level setting
+that makes full passes rare while a service holds many in-flight tasks.
+
+Prints JSON: lag p50/p99/max in ms, and the full-GC passes seen.
 """
 
 from __future__ import annotations
@@ -115,6 +119,7 @@ def percentiles(lags: list[float]) -> dict[str, float]:
 
 
 CALL_SECONDS = [1.0, 3.0]
+TUNED_THRESHOLD2 = 1000
 
 
 def durations(keys: int, seed: int) -> list[float]:
@@ -163,6 +168,14 @@ def main() -> None:
     CALL_SECONDS[:] = args.call_seconds
     runtime = asyncio.run(runtime_workload(args.keys))
     baseline = asyncio.run(baseline_workload(args.keys))
+    # The same run with CPython's full collections made rarer, as a service with many
+    # in-flight tasks may choose to (gc.set_threshold is the application's call, never ours).
+    default_thresholds = gc.get_threshold()
+    gc.set_threshold(default_thresholds[0], default_thresholds[1], TUNED_THRESHOLD2)
+    try:
+        tuned = asyncio.run(runtime_workload(args.keys))
+    finally:
+        gc.set_threshold(*default_thresholds)
     emit(
         "loop_lag",
         {
@@ -170,6 +183,7 @@ def main() -> None:
             "call_seconds": CALL_SECONDS,
             "runtime": runtime,
             "baseline": baseline,
+            f"runtime_gc_threshold2_{TUNED_THRESHOLD2}": tuned,
             "target_lag_p99_ms": 10,
         },
     )
