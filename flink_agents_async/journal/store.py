@@ -5,6 +5,7 @@ A store is deliberately small and host-agnostic:
 * ``load()`` returns every stored row (``StoredJournal``), for recovery;
 * ``write(ops)`` appends a group of write operations, applied atomically and in submission
   order, and returns an ``Ack`` that says when they are durable;
+* ``read_snapshot(key)`` returns one key's snapshot, to bring a passivated key back;
 * ``close()``.
 
 Operations are plain tuples (``("call", seq, slot, record)`` ...), each naming a table change,
