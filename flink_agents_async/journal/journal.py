@@ -11,6 +11,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import structlog
 
@@ -109,6 +110,9 @@ class Journal:
         self.compaction_interval = max(1, compaction_interval)
         self.keep_inputs = keep_inputs
         self.recording = recording
+        # The runtime's pool for blocking work (set by the actor system), so that reading the
+        # store takes no threads beyond the ones durable functions share.
+        self.thread_limiter: anyio.CapacityLimiter | None = None
         self.next_commit_no = 1
         self._commits_since_compaction = 0
         # key bytes -> (its last commit_no, that run's number, its actor), since last compaction
@@ -123,7 +127,7 @@ class Journal:
         must match what the journal was written for."""
         self.store.bind_loop(loop)
         if self.store.durable:
-            stored = await anyio.to_thread.run_sync(self.store.load)
+            stored = await anyio.to_thread.run_sync(self.store.load, limiter=self.thread_limiter)
         else:
             stored = self.store.load()
         self._check_job(stored.meta, job)
@@ -337,7 +341,9 @@ class Journal:
         record = self._parked.get(key_bytes)
         if record is None:
             if self.store.durable:
-                data = await anyio.to_thread.run_sync(self.store.read_snapshot, key_bytes)
+                data = await anyio.to_thread.run_sync(
+                    self.store.read_snapshot, key_bytes, limiter=self.thread_limiter
+                )
             else:
                 data = self.store.read_snapshot(key_bytes)
             if data is None:
@@ -353,7 +359,7 @@ class Journal:
             await self.store.flush()
         finally:
             if self.store.durable:
-                await anyio.to_thread.run_sync(self.store.close)
+                await anyio.to_thread.run_sync(self.store.close, limiter=self.thread_limiter)
             else:
                 self.store.close()
 

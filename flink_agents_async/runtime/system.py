@@ -94,6 +94,7 @@ class ActorSystem:
         self.thread_limiter = anyio.CapacityLimiter(
             _positive(config, AgentExecutionOptions.NUM_ASYNC_THREADS)
         )
+        journal.thread_limiter = self.thread_limiter
         self.mailbox_capacity = _positive(config, AgentExecutionOptions.MAILBOX_CAPACITY)
         self.max_events_per_run = _positive(config, AgentExecutionOptions.MAX_EVENTS_PER_RUN)
         self.error_strategy = _error_strategy(config)
