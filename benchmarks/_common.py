@@ -30,3 +30,13 @@ def emit(name: str, results: dict[str, Any]) -> None:
 
 
 now = time.perf_counter
+
+
+def percentiles(samples: list[float], unit: str = "ms") -> dict[str, float]:
+    """p50 and p99 of durations in seconds, in ``unit`` ("ms" or "us")."""
+    scale, digits = (1e3, 3) if unit == "ms" else (1e6, 2)
+    ordered = sorted(samples)
+    return {
+        f"p50_{unit}": round(ordered[len(ordered) // 2] * scale, digits),
+        f"p99_{unit}": round(ordered[int(len(ordered) * 0.99)] * scale, digits),
+    }

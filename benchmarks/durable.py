@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit, now
+from _common import emit, now, percentiles
 
 from flink_agents_async import (
     Agent,
@@ -44,14 +44,6 @@ from flink_agents_async.journal import Codec, Journal, MemoryJournalStore, SQLit
 
 def noop(value: int) -> int:
     return value
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_us": round(ordered[len(ordered) // 2] * 1e6, 2),
-        "p99_us": round(ordered[int(len(ordered) * 0.99)] * 1e6, 2),
-    }
 
 
 # -- overhead -----------------------------------------------------------------------------------
@@ -77,7 +69,7 @@ async def measure_overhead(recording: bool) -> dict[str, float]:
     env = AgentsExecutionEnvironment.get_execution_environment(journal_store=store)
     env.from_list([{"key": k, "value": k} for k in range(200)]).apply(overhead_agent(samples, 100))
     await env.execute()
-    return percentiles(samples[1000:])  # skip the warm-up
+    return percentiles(samples[1000:], "us")  # skip the warm-up
 
 
 # -- SQLite throughput --------------------------------------------------------------------------
@@ -106,7 +98,7 @@ async def measure_sqlite(durability: str, keys: int, calls: int) -> dict[str, fl
         start = now()
         await env.execute()
         elapsed = now() - start
-    return {"calls_per_s": round(len(latencies) / elapsed), **percentiles(latencies)}
+    return {"calls_per_s": round(len(latencies) / elapsed), **percentiles(latencies, "us")}
 
 
 def raw_sqlite_group_commit(rows: int, synchronous: str) -> float:

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit, now
+from _common import emit, now, percentiles
 
 from flink_agents_async import (
     Agent,
@@ -52,14 +52,6 @@ def counter_agent() -> Agent:
         ctx.send_event(OutputEvent(output=total))
 
     return Agent().add_action("count", [InputEvent], count)
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(ordered[len(ordered) // 2] * 1000, 3),
-        "p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 3),
-    }
 
 
 async def clients_loop(

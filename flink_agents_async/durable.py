@@ -207,19 +207,24 @@ def call_awaitable(call: DurableCall, limiter: anyio.CapacityLimiter) -> Awaitab
     return anyio.to_thread.run_sync(run_sync, call, limiter=limiter)
 
 
+def _target(call: DurableCall, recorder: CallRecorder, replayed: Any) -> tuple[DurableCall, Any]:
+    """What to run for a call not answered from the journal, and what to wait on first: its
+    reconciler if the slot was found PENDING, else the call itself after its start is
+    recorded (a PENDING mark, for calls with a reconciler)."""
+    if replayed is RECONCILE:
+        return reconciler_call(call), None
+    return call, recorder.started(call)
+
+
 def execute_now(call: DurableCall, recorder: CallRecorder) -> Any:
     """``durable_execute``: the recorded outcome if the journal has one, else call ``fn`` (or,
     for a call found PENDING, its reconciler) here and record what it did."""
     replayed = recorder.replay(call)
     if isinstance(replayed, Outcome):
         return replayed.unwrap()
-    if replayed is RECONCILE:
-        target = reconciler_call(call)
-    else:
-        target = call
-        ack = recorder.started(call)
-        if ack is not None:
-            ack.wait()
+    target, ack = _target(call, recorder, replayed)
+    if ack is not None:
+        ack.wait()
     try:
         outcome = Outcome(value=run_sync(target))
     except Exception as error:
@@ -238,13 +243,9 @@ async def execute_in_task(
 ) -> Any:
     """The body of the task behind a ``durable_execute_async`` future whose slot was not
     answered from the journal: run the call (or its reconciler) and record what it did."""
-    if replayed is RECONCILE:
-        target = reconciler_call(call)
-    else:
-        target = call
-        ack = recorder.started(call)
-        if ack is not None:
-            await ack
+    target, ack = _target(call, recorder, replayed)
+    if ack is not None:
+        await ack
     try:
         outcome = Outcome(value=await call_awaitable(target, limiter))
     except Exception as error:
