@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from .errors import ConfigurationError
 
 __all__ = [
+    "KEYWORD_OPTIONS",
     "AgentConfigOptions",
     "AgentExecutionOptions",
     "ConfigOption",
@@ -177,7 +178,8 @@ def _flatten(section: Mapping[str, Any], prefix: str, into: dict[str, Any], sour
 
 
 def load_agent_config_file(path: str | Path) -> dict[str, Any]:
-    """Read the ``agent:`` section of a YAML file as flat dotted keys."""
+    """Read the ``agent:`` section of a YAML file (and top-level ``agent.*`` keys) as flat
+    dotted keys."""
     import yaml
 
     source = Path(path)
@@ -197,6 +199,10 @@ def load_agent_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(section, Mapping):
         raise ConfigurationError(f"the 'agent:' section of {source} must be a mapping")
     flat: dict[str, Any] = {}
+    # Flat keys too ("agent.max-retries: 5"), as Flink's legacy flink-conf.yaml writes them.
+    for name, value in document.items():
+        if isinstance(name, str) and name.startswith("agent."):
+            _flatten({name[len("agent.") :]: value}, "", flat, source)
     _flatten(section, "", flat, source)
     return flat
 
@@ -255,3 +261,16 @@ class JournalOptions:
 
 class AgentConfigOptions(AgentExecutionOptions, ShortTermMemoryOptions, JournalOptions):
     """Every option the runtime reads (kept under upstream's class name)."""
+
+
+# Keyword arguments of get_execution_environment() and the configuration keys they set.
+KEYWORD_OPTIONS = {
+    "num_async_threads": AgentExecutionOptions.NUM_ASYNC_THREADS.key,
+    "error_handling_strategy": AgentExecutionOptions.ERROR_HANDLING_STRATEGY.key,
+    "max_retries": AgentExecutionOptions.MAX_RETRIES.key,
+    "mailbox_capacity": AgentExecutionOptions.MAILBOX_CAPACITY.key,
+    "journal_dir": JournalOptions.DIR.key,
+    "durability": JournalOptions.DURABILITY.key,
+    "divergence": JournalOptions.DIVERGENCE.key,
+    "allow_pickle": JournalOptions.ALLOW_PICKLE.key,
+}

@@ -352,6 +352,15 @@ class Journal:
         memory, stamps = self._memory_from(record.memory)
         return memory, stamps, record.runs
 
+    def decode_snapshot(
+        self, key_bytes: bytes, data: bytes
+    ) -> tuple[MemoryStore, dict[str, float], int]:
+        """A key's memory, TTL stamps and run count from a packed ``SnapshotRecord`` that a
+        host kept itself (the Flink bridge keeps them in keyed state)."""
+        record = SnapshotRecord.unpack(key_bytes, data)
+        memory, stamps = self._memory_from(record.memory)
+        return memory, stamps, record.runs
+
     async def close(self) -> None:
         """Compact, wait until everything is durable, and release the store."""
         try:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable
 from typing import Any
 
 from ..agent import Agent, AgentPlan
-from ..config import AgentExecutionOptions, Configuration, JournalOptions
+from ..config import KEYWORD_OPTIONS, Configuration, JournalOptions
 from ..environment import AgentBuilder, AgentsExecutionEnvironment
 from ..errors import ExecutionError
 from ..journal import Codec, Journal, JournalStore, MemoryJournalStore, SQLiteJournalStore
@@ -25,17 +25,6 @@ from .system import ActorSystem
 
 __all__ = ["LocalAgentBuilder", "LocalExecutionEnvironment"]
 
-# Keyword arguments of get_execution_environment() and the configuration keys they set.
-_KWARG_OPTIONS = {
-    "num_async_threads": AgentExecutionOptions.NUM_ASYNC_THREADS.key,
-    "error_handling_strategy": AgentExecutionOptions.ERROR_HANDLING_STRATEGY.key,
-    "max_retries": AgentExecutionOptions.MAX_RETRIES.key,
-    "mailbox_capacity": AgentExecutionOptions.MAILBOX_CAPACITY.key,
-    "journal_dir": JournalOptions.DIR.key,
-    "durability": JournalOptions.DURABILITY.key,
-    "divergence": JournalOptions.DIVERGENCE.key,
-    "allow_pickle": JournalOptions.ALLOW_PICKLE.key,
-}
 
 _DONE = object()
 
@@ -168,11 +157,11 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
     ) -> None:
         super().__init__()
         self._journal_store = journal_store
-        unknown = sorted(set(kwargs) - set(_KWARG_OPTIONS))
+        unknown = sorted(set(kwargs) - set(KEYWORD_OPTIONS))
         if unknown:
             raise TypeError(
                 f"get_execution_environment() got unknown keyword argument(s) {unknown}; valid: "
-                f"{sorted(_KWARG_OPTIONS)}, journal_store=... and config={{...}}"
+                f"{sorted(KEYWORD_OPTIONS)}, journal_store=... and config={{...}}"
             )
         if config:
             self._config.update(config)
@@ -181,7 +170,7 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
                 continue  # None means "not set": keep the configured default
             if name == "journal_dir":
                 value = str(value)  # a Path is welcome too
-            self._config.update({_KWARG_OPTIONS[name]: value})
+            self._config.update({KEYWORD_OPTIONS[name]: value})
         self._builder: LocalAgentBuilder | None = None
         self._execution: asyncio.Future[None] | None = None
         self._execute_called = False

@@ -181,6 +181,25 @@ class ActorSystem:
         self._unfinished += 1
         actor.deliver(InputItem(value, seq, ticket, calls))
 
+    def deliver(
+        self,
+        key: Hashable,
+        value: Any,
+        seq: int,
+        ticket: asyncio.Future[Any] | None = None,
+        calls: dict[int, Any] | None = None,
+    ) -> None:
+        """Deliver one input without waiting: for hosts that keep later inputs of a key
+        themselves (the Flink bridge buffers them in keyed state), so a mailbox never fills."""
+        self._unfinished += 1
+        self.actor(key).deliver(InputItem(value, seq, ticket, calls))
+
+    def forget(self, key: Hashable) -> None:
+        """Drop the idle actor of ``key``; its committed state lives in the host's store."""
+        actor = self.actors.get(key)
+        if actor is not None and actor.idle:
+            del self.actors[key]
+
     async def join(self) -> None:
         """Wait until every dispatched input has finished (committed or failed)."""
         while self._unfinished:

@@ -1,0 +1,238 @@
+"""The Flink ``AgentsExecutionEnvironment``: DataStreams and Tables in, agent outputs out.
+
+``AgentsExecutionEnvironment.get_execution_environment(env)`` with a PyFlink
+``StreamExecutionEnvironment`` returns a ``FlinkExecutionEnvironment``. Its builders put one
+``AgentProcessFunction`` (see ``bridge.function``) on the keyed input stream; ``execute()``
+submits the job, from a worker thread when awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine, Hashable
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from pyflink.common import Row, Types
+from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
+
+from flink_agents_async.agent import Agent, AgentPlan
+from flink_agents_async.config import KEYWORD_OPTIONS, Configuration, load_agent_config_file
+from flink_agents_async.environment import AgentBuilder, AgentsExecutionEnvironment
+from flink_agents_async.errors import ConfigurationError, InputError
+
+from .function import AgentProcessFunction
+from .settings import apply_defaults, check_importable
+
+__all__ = ["FlinkAgentBuilder", "FlinkExecutionEnvironment", "flink_conf_file"]
+
+# Keyword arguments that mean nothing on Flink (state lives in keyed state there).
+_LOCAL_ONLY = {"journal_dir", "durability", "mailbox_capacity"}
+
+
+def flink_conf_file() -> Path | None:
+    """``$FLINK_CONF_DIR/config.yaml``, else the legacy ``flink-conf.yaml`` there, or None."""
+    directory = os.environ.get("FLINK_CONF_DIR")
+    if not directory:
+        return None
+    for name in ("config.yaml", "flink-conf.yaml"):
+        candidate = Path(directory) / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class FlinkAgentBuilder(AgentBuilder):
+    """An agent applied to a keyed DataStream; its outputs as a DataStream or a Table."""
+
+    def __init__(self, env: FlinkExecutionEnvironment, keyed: KeyedStream) -> None:
+        self._env = env
+        self._keyed = keyed
+        self._plan: AgentPlan | None = None
+        self._agent: Agent | None = None
+        self._outputs: dict[tuple[Any, bool], DataStream] = {}
+
+    def apply(self, agent: Agent) -> FlinkAgentBuilder:
+        """Validate ``agent`` (raises naming the culprit) and check the workers can load it."""
+        if self._plan is not None:
+            raise RuntimeError("this builder already has an agent: apply() takes one agent")
+        plan = AgentPlan.from_agent(agent, self._env.resources)
+        check_importable(self._env.flink_env, plan, agent)
+        self._plan, self._agent = plan, agent
+        return self
+
+    def to_datastream(self, output_type: Any = None, *, with_key: bool = False) -> DataStream:
+        """The agent's outputs as a DataStream (``OutputEvent.output`` values, in commit order
+        per key). ``output_type`` is their Flink type (default: pickled Python objects); with
+        ``with_key=True`` each element is a ``(key, output)`` tuple instead."""
+        if with_key and output_type is not None:
+            raise TypeError(
+                "to_datastream(with_key=True) emits (key, output) tuples as pickled objects; "
+                "leave output_type unset (or map the tuples to your type downstream)"
+            )
+        emit: Callable[[Hashable, Any], Any] | None = _with_key if with_key else None
+        if output_type is not None and _is_row_type(output_type):
+            emit = _RowConverter(output_type)
+        return self._stream(output_type, emit)
+
+    def to_table(self, schema: Any, output_type: Any) -> Any:
+        """The agent's outputs as a Table: ``output_type`` is a ``Types.ROW_NAMED(...)`` (dict
+        outputs are converted by field name), ``schema`` the Table schema."""
+        if not _is_row_type(output_type):
+            raise TypeError(
+                "to_table() needs output_type=Types.ROW_NAMED([...], [...]) describing the "
+                f"output rows, got {output_type!r}"
+            )
+        stream = self.to_datastream(output_type)
+        return self._env.table_environment().from_data_stream(stream, schema)
+
+    def _stream(self, output_type: Any, emit: Callable[[Hashable, Any], Any] | None) -> Any:
+        if self._plan is None:
+            raise RuntimeError("call apply(agent) on the builder before asking for its outputs")
+        cache_key = (repr(output_type), emit is not None and not isinstance(emit, _RowConverter))
+        stream = self._outputs.get(cache_key)
+        if stream is None:
+            function = AgentProcessFunction(self._plan, self._env.get_config().copy(), emit)
+            stream = self._keyed.process(
+                function, output_type=output_type or Types.PICKLED_BYTE_ARRAY()
+            ).name(f"agent {self._plan.agent_name}")
+            self._outputs[cache_key] = stream
+        return stream
+
+
+def _with_key(key: Hashable, output: Any) -> tuple[Hashable, Any]:
+    return key, output
+
+
+def _is_row_type(output_type: Any) -> bool:
+    return type(output_type).__name__ == "RowTypeInfo"
+
+
+class _RowConverter:
+    """Turns dict outputs into Rows of the given row type (Rows and tuples pass through)."""
+
+    def __init__(self, row_type: Any) -> None:
+        self.names = list(row_type.get_field_names())
+
+    def __call__(self, key: Hashable, output: Any) -> Any:
+        if isinstance(output, Row):
+            return output
+        if isinstance(output, dict):
+            missing = [name for name in self.names if name not in output]
+            if missing:
+                raise InputError(
+                    f"output {output!r:.200} of key {key!r} lacks the fields {missing} of the "
+                    "output row type"
+                )
+            return Row(*(output[name] for name in self.names))
+        if isinstance(output, tuple):
+            return Row(*output)
+        raise InputError(
+            f"output {output!r:.200} of key {key!r} is a {type(output).__name__}; a row output "
+            "type needs dict, tuple or Row outputs"
+        )
+
+
+class FlinkExecutionEnvironment(AgentsExecutionEnvironment):
+    """Runs agents as a PyFlink job: one actor per key inside a keyed process function."""
+
+    def __init__(
+        self,
+        env: StreamExecutionEnvironment,
+        t_env: Any = None,
+        config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.flink_env = env
+        self._t_env = t_env
+        unknown = sorted(set(kwargs) - (set(KEYWORD_OPTIONS) - _LOCAL_ONLY))
+        if unknown:
+            raise TypeError(
+                f"get_execution_environment(env) got unknown keyword argument(s) {unknown}; "
+                f"valid on Flink: {sorted(set(KEYWORD_OPTIONS) - _LOCAL_ONLY)} and "
+                "config={...}"
+            )
+        conf_file = flink_conf_file()
+        if conf_file is not None:
+            self._config.update(load_agent_config_file(conf_file))
+        if config:
+            self._config.update(config)
+        self._config.update(
+            {KEYWORD_OPTIONS[name]: value for name, value in kwargs.items() if value is not None}
+        )
+        self.applied_defaults = apply_defaults(env)
+        self._builders: list[FlinkAgentBuilder] = []
+
+    def table_environment(self) -> Any:
+        if self._t_env is None:
+            from pyflink.table import StreamTableEnvironment
+
+            self._t_env = StreamTableEnvironment.create(self.flink_env)
+        return self._t_env
+
+    def from_datastream(self, input: Any, key_selector: Any = None) -> FlinkAgentBuilder:
+        """Inputs from a DataStream: a ``KeyedStream`` is used as keyed; any other stream needs
+        ``key_selector`` (a ``KeySelector`` or a function of the element)."""
+        if not isinstance(input, DataStream):
+            raise TypeError(
+                f"from_datastream() takes a PyFlink DataStream, got {type(input).__name__}"
+            )
+        if key_selector is not None:
+            keyed = input.key_by(key_selector)
+        elif isinstance(input, KeyedStream):
+            keyed = input
+        else:
+            raise InputError(
+                "from_datastream() got a stream that is not keyed and no key_selector: every "
+                "input needs a key (its actor). Pass key_selector=lambda x: ... or key the "
+                "stream with .key_by(...) first"
+            )
+        builder = FlinkAgentBuilder(self, keyed)
+        self._builders.append(builder)
+        return builder
+
+    def from_table(self, input: Any, key_selector: Any = None) -> FlinkAgentBuilder:
+        """Inputs from a Table: each row (a ``Row``) is one input; ``key_selector`` picks its
+        key, e.g. ``lambda row: row.user_id``."""
+        if key_selector is None:
+            raise InputError(
+                "from_table() needs a key_selector (e.g. key_selector=lambda row: row.id): a "
+                "table is not keyed, and every input needs a key"
+            )
+        t_env = self._t_env or getattr(input, "_t_env", None)
+        if t_env is None:
+            raise TypeError(f"from_table() takes a PyFlink Table, got {type(input).__name__}")
+        self._t_env = t_env
+        return self.from_datastream(t_env.to_data_stream(input), key_selector)
+
+    def get_config(self, path: str | Path | None = None) -> Configuration:
+        """This environment's configuration: ``$FLINK_CONF_DIR/config.yaml`` (``agent:``),
+        then the keyword arguments; with ``path``, that file's ``agent:`` section on top."""
+        return super().get_config(path)
+
+    def execute(self, job_name: str | None = None) -> Coroutine[Any, Any, Any] | Any:  # type: ignore[override]
+        """Submit the job and wait for it. ``await env.execute()`` runs the blocking submission
+        in a worker thread; called without a running event loop it simply blocks."""
+        if not any(builder._outputs for builder in self._builders):
+            raise RuntimeError(
+                "nothing to execute: call from_datastream(...).apply(agent).to_datastream() (or "
+                "to_table) first"
+            )
+        name = job_name or "flink-agents-async"
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self.flink_env.execute(name)
+        return anyio.to_thread.run_sync(self.flink_env.execute, name)
+
+
+def create(env: Any, t_env: Any = None, **kwargs: Any) -> FlinkExecutionEnvironment:
+    if not isinstance(env, StreamExecutionEnvironment):
+        raise ConfigurationError(
+            "get_execution_environment(env) takes a pyflink.datastream.StreamExecutionEnvironment"
+            f", got {type(env).__name__}"
+        )
+    return FlinkExecutionEnvironment(env, t_env, **kwargs)

@@ -1,0 +1,305 @@
+"""The Flink half: a ``KeyedProcessFunction`` whose keys are the core's actors.
+
+Per key, in Flink keyed state (so checkpoints make it exactly-once):
+
+* ``fa_snapshot``: the key's committed short-term memory and run count (a packed
+  ``SnapshotRecord``), rewritten by every commit; Flink state TTL drops idle keys when a
+  short-term memory TTL is configured, while the core expires single values as on every host.
+* ``fa_queue`` (head, tail) and ``fa_pending`` (position -> input): the key's inputs not yet
+  committed, oldest first. This is what a checkpoint holds of inputs in flight.
+* ``fa_calls`` (slot -> call record): the durable calls of the oldest uncommitted input,
+  replayed after a restore.
+
+How a run that awaits does not stall the other keys of the subtask, and how its commit gets
+back to the Flink thread (the only thread allowed to touch keyed state):
+
+1. ``process_element`` stores the input in ``fa_pending`` and hands it to the subtask's event
+   loop, which runs on its own thread (``host.LoopHost``), then returns at once. On the loop the
+   key's actor runs its inputs one at a time, in order, while the actors of all other keys run
+   theirs concurrently, whatever the Flink thread is doing. At most ``mailbox-capacity`` inputs
+   of a key are handed over at a time; later ones wait in keyed state only.
+2. The key gets a processing-time timer. When it fires, the function applies what the key's
+   runs wrote meanwhile, in order: durable call records (so the next checkpoint holds them),
+   then per finished run its memory snapshot, the removal of its input from ``fa_pending`` and
+   its outputs. While the key has inputs in flight the timer is registered again, after 1 ms
+   (``bridge.poll.min-interval-ms``) when something happened and otherwise after twice the last
+   delay, up to ``bridge.poll.max-interval-ms`` (100 ms). A run that takes T is committed within
+   about T + min(T, 100 ms), and a key waiting for a slow model call costs about ten timer
+   firings a second, not a busy loop. A new record of the key applies its writes as well.
+3. Processing-time timers do not fire after a bounded input ends, so every active key also has
+   an event-time timer at ``END_OF_INPUT``: only the final watermark of a bounded input reaches
+   it, and the function then waits for that key's runs (without polling: the loop notifies it).
+   As every key's runs went on meanwhile, this costs the slowest key's time, not the sum. In an
+   unbounded job that timer never fires.
+
+After a restore the timers come back with the state, so a key whose input was accepted but not
+committed resumes from its timer: its actor is rebuilt from ``fa_snapshot`` and the run replays
+the calls in ``fa_calls`` instead of calling the functions again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
+
+import structlog
+from pyflink.common import Types
+from pyflink.common.time import Time
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
+from pyflink.datastream.state import (
+    MapStateDescriptor,
+    StateTtlConfig,
+    ValueStateDescriptor,
+)
+
+from flink_agents_async.agent import AgentPlan
+from flink_agents_async.config import (
+    AgentExecutionOptions,
+    ConfigOption,
+    Configuration,
+    ShortTermMemoryOptions,
+)
+from flink_agents_async.errors import RuntimeClosedError
+
+from .host import LoopHost, Outbox
+from .metrics import FlinkMetricsMirror
+
+__all__ = ["END_OF_INPUT", "AgentProcessFunction", "PollOptions"]
+
+logger = structlog.get_logger("flink_agents_async.bridge")
+
+END_OF_INPUT = 2**63 - 2  # below Long.MAX_VALUE, the watermark that ends a bounded input
+
+
+class PollOptions:
+    """How often the Flink thread looks for the end of a key's run (see the module doc)."""
+
+    MIN_INTERVAL_MS = ConfigOption("bridge.poll.min-interval-ms", int, 1)
+    MAX_INTERVAL_MS = ConfigOption("bridge.poll.max-interval-ms", int, 100)
+
+
+def _log_context(plan: AgentPlan, runtime_context: RuntimeContext) -> dict[str, Any]:
+    context: dict[str, Any] = {"agent": plan.agent_name}
+    try:
+        context["subtask"] = runtime_context.get_index_of_this_subtask()
+    except Exception:
+        pass
+    return context
+
+
+class _Key:
+    """The Flink thread's bookkeeping of one key that has inputs in flight."""
+
+    __slots__ = ("alive", "delay", "head", "outbox", "restored", "sent", "tail", "timer",
+                 "wrote_calls")  # fmt: skip
+
+    def __init__(self, head: int, tail: int) -> None:
+        self.head = head  # position of the oldest uncommitted input
+        self.sent = head  # inputs before this position were handed to the loop
+        self.tail = tail  # position the next input gets
+        self.alive = False  # the loop holds this key's actor
+        self.restored = head < tail  # inputs left by an earlier attempt: replay their calls
+        self.wrote_calls = False
+        self.delay = 0
+        self.timer: int | None = None
+        self.outbox: Outbox = deque()
+
+
+class AgentProcessFunction(KeyedProcessFunction):
+    """Runs an agent plan on a keyed stream: one actor per key, state in keyed state."""
+
+    def __init__(
+        self,
+        plan: AgentPlan,
+        config: Configuration,
+        emit: Callable[[Hashable, Any], Any] | None = None,
+    ) -> None:
+        self._plan = plan
+        self._config = config
+        self._emit = emit
+        self._min_delay = max(1, config.get(PollOptions.MIN_INTERVAL_MS) or 1)
+        self._max_delay = max(self._min_delay, config.get(PollOptions.MAX_INTERVAL_MS) or 100)
+        self._strategy = ""
+        self._window = max(1, config.get(AgentExecutionOptions.MAILBOX_CAPACITY) or 1)
+        self._keys: dict[Hashable, _Key] = {}
+        self._next_seq = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        snapshot = ValueStateDescriptor("fa_snapshot", pickled)
+        ttl = self._state_ttl()
+        if ttl is not None:
+            snapshot.enable_time_to_live(ttl)
+        self._snapshot = runtime_context.get_state(snapshot)
+        self._queue = runtime_context.get_state(ValueStateDescriptor("fa_queue", pickled))
+        self._pending = runtime_context.get_map_state(
+            MapStateDescriptor("fa_pending", Types.LONG(), pickled)
+        )
+        self._calls = runtime_context.get_map_state(
+            MapStateDescriptor("fa_calls", Types.INT(), pickled)
+        )
+        self._host = LoopHost(self._plan, self._config, _log_context(self._plan, runtime_context))
+        self._strategy = self._host.system.error_strategy
+        self._keys = {}
+        self._metrics = FlinkMetricsMirror(
+            self._host.system.metrics.agent, runtime_context.get_metrics_group().add_group("agent")
+        )
+
+    def close(self) -> None:
+        host = getattr(self, "_host", None)
+        if host is not None:
+            self._metrics.sync(force=True)
+            host.close()
+
+    def _state_ttl(self) -> StateTtlConfig | None:
+        milliseconds = self._config.get(ShortTermMemoryOptions.STATE_TTL_MS) or 0
+        if milliseconds <= 0:
+            return None
+        # The core expires single values; Flink's TTL only has to drop keys left idle longer
+        # than that, and every commit rewrites the snapshot, so write-refresh is enough.
+        return (
+            StateTtlConfig.new_builder(Time.milliseconds(milliseconds))
+            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .build()
+        )
+
+    # -- Flink callbacks ---------------------------------------------------------------------
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        key = ctx.get_current_key()
+        state = self._activate(key, ctx)
+        self._pending.put(state.tail, value)
+        state.tail += 1
+        self._queue.update((state.head, state.tail))
+        if state.sent == state.tail - 1 and state.sent - state.head < self._window:
+            self._send(key, state, value)  # the common case: no need to read it back
+        yield from self._advance(key, state, ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        key = ctx.get_current_key()
+        if ctx.time_domain() == TimeDomain.EVENT_TIME:
+            if timestamp >= END_OF_INPUT:
+                yield from self._finish_key(key, ctx)
+            return
+        state = self._keys.get(key)
+        if state is None:  # restored from a checkpoint: the timer brings the key back
+            state = self._activate(key, ctx)
+        elif state.timer != timestamp:
+            return  # an older timer of this key (a newer one is pending)
+        state.timer = None
+        yield from self._advance(key, state, ctx)
+
+    # -- per key -----------------------------------------------------------------------------
+
+    def _activate(self, key: Hashable, ctx: Any) -> _Key:
+        state = self._keys.get(key)
+        if state is None:
+            head, tail = self._queue.value() or (0, 0)
+            state = self._keys[key] = _Key(head, tail)
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+        return state
+
+    def _advance(self, key: Hashable, state: _Key, ctx: Any) -> Iterator[Any]:
+        """Apply what the key's run wrote, start its next input, and make sure Flink calls
+        again while anything is in flight."""
+        progressed = bool(state.outbox)
+        if progressed:
+            yield from self._apply(key, state)
+        if state.sent < state.tail and state.sent - state.head < self._window:
+            self._send_waiting(key, state)
+            progressed = True
+        if state.head >= state.tail:
+            self._deactivate(key, state)
+            return
+        if state.timer is None:
+            state.delay = (
+                self._min_delay
+                if progressed or not state.delay
+                else min(self._max_delay, state.delay * 2)
+            )
+            now = ctx.timer_service().current_processing_time()
+            state.timer = now + state.delay
+            ctx.timer_service().register_processing_time_timer(state.timer)
+
+    def _finish_key(self, key: Hashable, ctx: Any) -> Iterator[Any]:
+        """End of a bounded input: wait until every input of the key is committed."""
+        state = self._activate(key, ctx)
+        while True:
+            yield from self._apply(key, state)
+            self._send_waiting(key, state)
+            if state.head >= state.tail:
+                break
+            self._host.wait_for(state.outbox, timeout=1.0)
+        self._deactivate(key, state)
+        self._metrics.sync(force=True)
+
+    def _send_waiting(self, key: Hashable, state: _Key) -> None:
+        """Hand inputs that wait in keyed state to the loop, up to the in-memory window."""
+        while state.sent < state.tail and state.sent - state.head < self._window:
+            self._send(key, state, self._pending.get(state.sent))
+
+    def _send(self, key: Hashable, state: _Key, value: Any) -> None:
+        calls = None
+        if state.restored:  # the head input of an earlier attempt: replay its calls
+            calls = {slot: record for slot, record in self._calls.items()} or None
+            state.restored = False
+            state.wrote_calls = calls is not None
+        snapshot = None if state.alive else self._snapshot.value()
+        seq = self._next_seq
+        self._next_seq += 1
+        self._host.start(key, seq, value, calls, snapshot, not state.alive, state.outbox)
+        state.alive = True
+        state.sent += 1
+
+    def _deactivate(self, key: Hashable, state: _Key) -> None:
+        del self._keys[key]
+        if state.alive:
+            self._host.forget(key)
+
+    def _apply(self, key: Hashable, state: _Key) -> Iterator[Any]:
+        outbox = state.outbox
+        while outbox:
+            entry = outbox.popleft()
+            kind = entry[0]
+            if kind == "call":
+                self._calls.put(entry[1], entry[2])
+                state.wrote_calls = True
+            elif kind == "snapshot":
+                self._snapshot.update(entry[1])
+            elif kind == "discard":
+                for slot in [slot for slot in self._calls.keys() if slot >= entry[1]]:
+                    self._calls.remove(slot)
+            else:  # "done": the run committed (or failed for good)
+                yield from self._done(key, state, entry[1], entry[2])
+
+    def _done(
+        self, key: Hashable, state: _Key, outputs: list[Any] | None, error: BaseException | None
+    ) -> Iterator[Any]:
+        self._pending.remove(state.head)
+        state.head += 1
+        if state.head >= state.tail:
+            self._queue.clear()
+        else:
+            self._queue.update((state.head, state.tail))
+        if state.wrote_calls:
+            self._calls.clear()
+            state.wrote_calls = False
+        self._metrics.sync()
+        if error is not None:
+            self._failed(key, state, error)
+            return
+        emit = self._emit
+        for output in outputs or ():
+            yield output if emit is None else emit(key, output)
+
+    def _failed(self, key: Hashable, state: _Key, error: BaseException) -> None:
+        if isinstance(error, RuntimeClosedError):
+            return  # the subtask is closing; the input was consumed by the closing attempt
+        if self._strategy == "ignore":
+            return  # logged by the runtime; the input is skipped as on every host
+        state.alive = False  # a failed job restarts from its checkpoint, not from this actor
+        raise error
