@@ -39,6 +39,7 @@ the calls in ``fa_calls`` instead of calling the functions again.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
@@ -81,10 +82,8 @@ class PollOptions:
 
 def _log_context(plan: AgentPlan, runtime_context: RuntimeContext) -> dict[str, Any]:
     context: dict[str, Any] = {"agent": plan.agent_name}
-    try:
+    with contextlib.suppress(Exception):
         context["subtask"] = runtime_context.get_index_of_this_subtask()
-    except Exception:
-        pass
     return context
 
 
@@ -195,12 +194,13 @@ class AgentProcessFunction(KeyedProcessFunction):
 
     # -- per key -----------------------------------------------------------------------------
 
-    def _activate(self, key: Hashable, ctx: Any) -> _Key:
+    def _activate(self, key: Hashable, ctx: Any, watch_end: bool = True) -> _Key:
         state = self._keys.get(key)
         if state is None:
             head, tail = self._queue.value() or (0, 0)
             state = self._keys[key] = _Key(head, tail)
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+            if watch_end:  # not while ending: past the final watermark it would fire at once
+                ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         return state
 
     def _advance(self, key: Hashable, state: _Key, ctx: Any) -> Iterator[Any]:
@@ -227,7 +227,7 @@ class AgentProcessFunction(KeyedProcessFunction):
 
     def _finish_key(self, key: Hashable, ctx: Any) -> Iterator[Any]:
         """End of a bounded input: wait until every input of the key is committed."""
-        state = self._activate(key, ctx)
+        state = self._activate(key, ctx, watch_end=False)
         while True:
             yield from self._apply(key, state)
             self._send_waiting(key, state)
@@ -271,7 +271,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             elif kind == "snapshot":
                 self._snapshot.update(entry[1])
             elif kind == "discard":
-                for slot in [slot for slot in self._calls.keys() if slot >= entry[1]]:
+                for slot in [slot for slot in self._calls if slot >= entry[1]]:
                     self._calls.remove(slot)
             else:  # "done": the run committed (or failed for good)
                 yield from self._done(key, state, entry[1], entry[2])

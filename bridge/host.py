@@ -97,10 +97,10 @@ class LoopHost:
         self.loop = asyncio.new_event_loop()
         self._inbox: deque[tuple[Any, ...]] = deque()
         self._wake_scheduled = False
-        # The Flink thread waits on this at the end of a bounded input; the loop notifies it
-        # when a run is done, but only while someone waits (a lock per run would cost more).
+        # The Flink thread waits on this at the end of a bounded input, for one key's outbox;
+        # the loop notifies it only when that outbox gets something (not on every run).
         self.changed = threading.Condition()
-        self._waiting = 0
+        self._awaited: Outbox | None = None
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="flink-agents-async-loop", daemon=True
         )
@@ -154,12 +154,12 @@ class LoopHost:
     def wait_for(self, outbox: Outbox, timeout: float) -> None:
         """Block the Flink thread until ``outbox`` has something (or ``timeout`` passed)."""
         with self.changed:
-            self._waiting += 1
+            self._awaited = outbox
             try:
                 if not outbox:
                     self.changed.wait(timeout)
             finally:
-                self._waiting -= 1
+                self._awaited = None
 
     def _send(self, message: tuple[Any, ...]) -> None:
         self._inbox.append(message)
@@ -214,7 +214,7 @@ class LoopHost:
             key_bytes = system.actors[key].key_bytes
         except Exception as error:
             outbox.append(("done", None, error))
-            self._notify()
+            self._notify(outbox)
             return
         self.store.route(seq, key_bytes, outbox)
         ticket = self.loop.create_future()
@@ -234,9 +234,9 @@ class LoopHost:
         self.store.unroute(seq, key_bytes)
         error = ticket.exception()
         outbox.append(("done", None if error is not None else ticket.result(), error))
-        self._notify()
+        self._notify(outbox)
 
-    def _notify(self) -> None:
-        if self._waiting:
+    def _notify(self, outbox: Outbox) -> None:
+        if self._awaited is outbox:
             with self.changed:
                 self.changed.notify_all()

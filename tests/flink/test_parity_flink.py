@@ -1,0 +1,45 @@
+"""The parity table on the Flink bridge: every case, in one job per execution mode, must give
+the outputs the local host gives (per key in order, across keys as a set)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import stream_env
+from parity_cases import CASES, by_key, run_locally
+
+from flink_agents_async import AgentsExecutionEnvironment
+
+
+def _run_on_flink(mode: str) -> dict[str, list[tuple[Any, Any]]]:
+    from pyflink.common import Types
+
+    env = stream_env(mode)
+    streams = []
+    for case in CASES:
+        agents_env = AgentsExecutionEnvironment.get_execution_environment(
+            env, config=dict(case.config)
+        )
+        source = env.from_collection(list(case.inputs))
+        outputs = (
+            agents_env.from_datastream(source, key_selector=case.key_of)
+            .apply(case.agent())
+            .to_datastream(with_key=True)
+        )
+        streams.append(
+            outputs.map(lambda pair, name=case.name: (name, *pair), Types.PICKLED_BYTE_ARRAY())
+        )
+    results: dict[str, list[tuple[Any, Any]]] = {case.name: [] for case in CASES}
+    for name, key, output in streams[0].union(*streams[1:]).execute_and_collect():
+        results[name].append((key, output))
+    return results
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_every_case_gives_the_same_outputs_on_both_hosts(mode: str) -> None:
+    flink = _run_on_flink(mode)
+    for case in CASES:
+        local = by_key(run_locally(case))
+        assert by_key(flink[case.name]) == local, case.name
+        assert local == case.expected, case.name

@@ -1,0 +1,342 @@
+"""The behaviour cases both hosts must agree on: one table, imported by the local parity test
+(``test_parity.py``) and the Flink one (``flink/test_parity_flink.py``).
+
+Each case is an agent, its inputs (values; ``key_of`` picks each one's key, as a Flink key
+selector does), the runtime configuration, and the outputs expected per key, in order. Outputs
+are compared per key (ordered) and across keys as a set, since keys run concurrently.
+
+Agents and helper functions live at module level so the Flink workers import them by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flink_agents_async import (
+    Agent,
+    AgentsExecutionEnvironment,
+    Event,
+    InputEvent,
+    MemoryRef,
+    OutputEvent,
+    RunnerContext,
+    action,
+)
+
+
+@dataclass
+class Case:
+    name: str
+    agent: Callable[[], Agent]
+    inputs: list[Any]
+    key_of: Callable[[Any], Any]
+    expected: dict[Any, list[Any]]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def last_word(text: str) -> str:
+    return text.split()[-1]
+
+
+def field_user(value: dict[str, Any]) -> str:
+    return value["user"]
+
+
+# -- visits: the upstream visit counter (typed event carrying a MemoryRef) ----------------------
+
+
+class RefEvent(Event):
+    payload: MemoryRef
+
+
+class VisitCounterAgent(Agent):
+    @action(InputEvent)
+    @staticmethod
+    def first_action(event: InputEvent, ctx: RunnerContext) -> None:
+        memory = ctx.short_term_memory
+        visits = (memory.get("action_counter") or 0) + 1
+        memory.set("action_counter", visits)
+        content = f"{event.input} -> processed_by_first_action"
+        ref = memory.set(f"processed_data.run_{visits}", {"content": content, "visits": visits})
+        ctx.send_event(RefEvent(payload=ref))
+        ctx.send_event(OutputEvent(output={f"(visit {visits} times)": content}))
+
+    @action(RefEvent)
+    @staticmethod
+    def second_action(event: RefEvent, ctx: RunnerContext) -> None:
+        memory = ctx.short_term_memory
+        base = event.payload.resolve(ctx)["content"].split("->")[0].strip()
+        visits = memory.get("action_counter") + 1
+        memory.set("action_counter", visits)
+        ctx.send_event(
+            OutputEvent(output={f"(visit {visits} times)": f"{base} -> processed by second_action"})
+        )
+
+
+def _visit(n: int, text: str, by: str) -> dict[str, str]:
+    return {f"(visit {n} times)": f"{text} -> {by}"}
+
+
+VISITS = Case(
+    "visits",
+    VisitCounterAgent,
+    [
+        "The message from bob",
+        "The message from john",
+        "Second message from john",
+        "Second message from bob",
+    ],
+    last_word,
+    {
+        "bob": [
+            _visit(1, "The message from bob", "processed_by_first_action"),
+            _visit(2, "The message from bob", "processed by second_action"),
+            _visit(3, "Second message from bob", "processed_by_first_action"),
+            _visit(4, "Second message from bob", "processed by second_action"),
+        ],
+        "john": [
+            _visit(1, "The message from john", "processed_by_first_action"),
+            _visit(2, "The message from john", "processed by second_action"),
+            _visit(3, "Second message from john", "processed_by_first_action"),
+            _visit(4, "Second message from john", "processed by second_action"),
+        ],
+    },
+)
+
+
+# -- durable: sync and async durable calls, several in flight at once ---------------------------
+
+
+def price(item: str) -> int:
+    return len(item) * 10
+
+
+async def stock(item: str) -> int:
+    await asyncio.sleep(0.01)
+    return len(item)
+
+
+class DurableAgent(Agent):
+    @action(InputEvent)
+    @staticmethod
+    async def quote(event: InputEvent, ctx: RunnerContext) -> None:
+        items = event.input["items"]
+        total = ctx.durable_execute(price, items[0])
+        stocks = await asyncio.gather(*(ctx.durable_execute_async(stock, i) for i in items))
+        prices = await asyncio.gather(*(ctx.durable_execute_async(price, i) for i in items))
+        ctx.send_event(OutputEvent(output={"first": total, "stock": stocks, "prices": prices}))
+
+
+DURABLE = Case(
+    "durable",
+    DurableAgent,
+    [
+        {"user": "ann", "items": ["tea", "cake"]},
+        {"user": "ben", "items": ["coffee"]},
+        {"user": "ann", "items": ["scone", "jam", "butter"]},
+    ],
+    field_user,
+    {
+        "ann": [
+            {"first": 30, "stock": [3, 4], "prices": [30, 40]},
+            {"first": 50, "stock": [5, 3, 6], "prices": [50, 30, 60]},
+        ],
+        "ben": [{"first": 60, "stock": [6], "prices": [60]}],
+    },
+)
+
+
+# -- untyped: events routed by their type string --------------------------------------------------
+
+
+class UntypedAgent(Agent):
+    @action(InputEvent)
+    @staticmethod
+    def start(event: InputEvent, ctx: RunnerContext) -> None:
+        ctx.send_event(Event(type="Step", attributes={"n": event.input["n"], "trail": []}))
+
+    @action("Step")
+    @staticmethod
+    def step(event: Event, ctx: RunnerContext) -> None:
+        n = event.get_attr("n")
+        trail = [*event.get_attr("trail"), n]
+        if n > 0:
+            ctx.send_event(Event(type="Step", attributes={"n": n - 1, "trail": trail}))
+        else:
+            ctx.send_event(Event(type="Nobody listens", attributes={}))  # dropped, warned once
+            ctx.send_event(OutputEvent(output=trail))
+
+
+UNTYPED = Case(
+    "untyped",
+    UntypedAgent,
+    [{"user": "a", "n": 3}, {"user": "b", "n": 0}, {"user": "a", "n": 1}],
+    field_user,
+    {"a": [[3, 2, 1, 0], [1, 0]], "b": [[0]]},
+)
+
+
+# -- typed: typed events with fields, two actions on one type, plan order -----------------------
+
+
+class Order(Event):
+    item: str
+    qty: int
+
+
+class TypedAgent(Agent):
+    @action(InputEvent)
+    @staticmethod
+    def receive(event: InputEvent, ctx: RunnerContext) -> None:
+        ctx.send_event(Order(item=event.input["item"], qty=event.input["qty"]))
+
+    @action(Order)
+    @staticmethod
+    def bill(event: Order, ctx: RunnerContext) -> None:
+        ctx.send_event(OutputEvent(output=f"bill {event.qty} x {event.item}"))
+
+    @action(Order)
+    @staticmethod
+    def ship(event: Order, ctx: RunnerContext) -> None:
+        count = (ctx.short_term_memory.get("shipped") or 0) + event.qty
+        ctx.short_term_memory.set("shipped", count)
+        ctx.send_event(OutputEvent(output=f"ship {event.item}, {count} shipped so far"))
+
+
+TYPED = Case(
+    "typed",
+    TypedAgent,
+    [
+        {"user": "x", "item": "pen", "qty": 2},
+        {"user": "y", "item": "ink", "qty": 1},
+        {"user": "x", "item": "pad", "qty": 3},
+    ],
+    field_user,
+    {
+        "x": [
+            "bill 2 x pen",
+            "ship pen, 2 shipped so far",
+            "bill 3 x pad",
+            "ship pad, 5 shipped so far",
+        ],
+        "y": ["bill 1 x ink", "ship ink, 1 shipped so far"],
+    },
+)
+
+
+# -- sensory: sensory memory lives for one run ---------------------------------------------------
+
+
+class SensoryAgent(Agent):
+    @action(InputEvent)
+    @staticmethod
+    def remember(event: InputEvent, ctx: RunnerContext) -> None:
+        seen_before = ctx.sensory_memory.is_exist("note")
+        ctx.sensory_memory.set("note", event.input["text"])
+        ctx.send_event(Event(type="Recall", attributes={"seen_before": seen_before}))
+
+    @action("Recall")
+    @staticmethod
+    def recall(event: Event, ctx: RunnerContext) -> None:
+        note = ctx.sensory_memory.get("note")
+        ctx.send_event(OutputEvent(output={"note": note, "stale": event.get_attr("seen_before")}))
+
+
+SENSORY = Case(
+    "sensory",
+    SensoryAgent,
+    [{"user": "s", "text": "one"}, {"user": "s", "text": "two"}],
+    field_user,
+    {"s": [{"note": "one", "stale": False}, {"note": "two", "stale": False}]},
+)
+
+
+# -- errors: a failing run is skipped and leaves the key as before it -----------------------------
+
+
+class FlakyAgent(Agent):
+    @action(InputEvent)
+    @staticmethod
+    def count(event: InputEvent, ctx: RunnerContext) -> None:
+        total = (ctx.short_term_memory.get("total") or 0) + event.input["add"]
+        ctx.short_term_memory.set("total", total)
+        ctx.send_event(OutputEvent(output=total))
+        if event.input.get("boom"):
+            raise ValueError(f"boom at {total}")
+
+
+ERRORS = Case(
+    "errors_ignored",
+    FlakyAgent,
+    [
+        {"user": "e", "add": 1},
+        {"user": "e", "add": 10, "boom": True},
+        {"user": "e", "add": 100},
+        {"user": "f", "add": 5, "boom": True},
+        {"user": "f", "add": 7},
+    ],
+    field_user,
+    {"e": [1, 101], "f": [7]},
+    config={"error-handling-strategy": "ignore"},
+)
+
+
+# -- async: async actions that await, fan out tasks, and send events while awaiting --------------
+
+
+class FanOutAgent(Agent):
+    @action(InputEvent)
+    @staticmethod
+    async def fan_out(event: InputEvent, ctx: RunnerContext) -> None:
+        words = event.input["words"]
+        ctx.send_event(Event(type="Started", attributes={"n": len(words)}))
+
+        async def shout(word: str, delay: float) -> str:
+            await asyncio.sleep(delay)
+            return word.upper()
+
+        tasks = [asyncio.create_task(shout(w, 0.002 * (len(words) - i))) for i, w in
+                 enumerate(words)]  # fmt: skip
+        shouted = await asyncio.gather(*tasks)
+        ctx.send_event(OutputEvent(output=" ".join(shouted)))
+
+    @action("Started")
+    @staticmethod
+    def started(event: Event, ctx: RunnerContext) -> None:
+        ctx.send_event(OutputEvent(output=f"started {event.get_attr('n')}"))
+
+
+FAN_OUT = Case(
+    "async_fan_out",
+    FanOutAgent,
+    [
+        {"user": "q", "words": ["a", "b", "c"]},
+        {"user": "q", "words": ["d"]},
+        {"user": "r", "words": ["e", "f"]},
+    ],
+    field_user,
+    {"q": ["started 3", "A B C", "started 1", "D"], "r": ["started 2", "E F"]},
+)
+
+
+CASES = [VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT]
+
+
+def run_locally(case: Case) -> list[tuple[Any, Any]]:
+    """The case's ``(key, output)`` pairs on the local host, in emission order."""
+    env = AgentsExecutionEnvironment.get_execution_environment(config=dict(case.config))
+    builder = env.from_list([{"key": case.key_of(value), "value": value} for value in case.inputs])
+    outputs = builder.apply(case.agent()).to_list()
+    env.execute()
+    return [next(iter(entry.items())) for entry in outputs]
+
+
+def by_key(pairs: list[tuple[Any, Any]]) -> dict[Any, list[Any]]:
+    """Outputs grouped by key, each key's in emission order."""
+    grouped: dict[Any, list[Any]] = {}
+    for key, output in pairs:
+        grouped.setdefault(key, []).append(output)
+    return grouped
