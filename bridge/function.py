@@ -40,6 +40,8 @@ the calls in ``fa_calls`` instead of calling the functions again.
 from __future__ import annotations
 
 import contextlib
+import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
@@ -80,11 +82,47 @@ class PollOptions:
     MAX_INTERVAL_MS = ConfigOption("bridge.poll.max-interval-ms", int, 100)
 
 
-def _log_context(plan: AgentPlan, runtime_context: RuntimeContext) -> dict[str, Any]:
-    context: dict[str, Any] = {"agent": plan.agent_name}
-    with contextlib.suppress(Exception):
-        context["subtask"] = runtime_context.get_index_of_this_subtask()
-    return context
+def _task_info(runtime_context: RuntimeContext) -> tuple[int, int]:
+    """(subtask index, attempt number): thread mode on Flink 2 only has them on the Java
+    context's ``TaskInfo``."""
+    try:
+        return runtime_context.get_index_of_this_subtask(), runtime_context.get_attempt_number()
+    except Exception:  # fall back to the Java object
+        pass
+    try:
+        info = runtime_context._runtime_context.getTaskInfo()  # type: ignore[attr-defined]
+        return int(info.getIndexOfThisSubtask()), int(info.getAttemptNumber())
+    except Exception:  # unknown: act as the first attempt of subtask 0
+        return 0, 0
+
+
+# The hosts of this interpreter, by (function id, subtask), with their task attempt. In thread
+# mode a failed task's function is not closed, and its loop would go on running the inputs it
+# held: a later attempt of the same subtask closes the hosts of earlier attempts before it
+# starts (the restored state runs those inputs again).
+_live_hosts: dict[tuple[str, int], list[tuple[int, LoopHost]]] = {}
+_live_hosts_lock = threading.Lock()
+
+
+def _register_host(identity: tuple[str, int], attempt: int, host: LoopHost) -> None:
+    with _live_hosts_lock:
+        hosts = _live_hosts.setdefault(identity, [])
+        stale = [entry for entry in hosts if entry[0] < attempt]
+        hosts[:] = [entry for entry in hosts if entry[0] >= attempt] + [(attempt, host)]
+    for old_attempt, old_host in stale:
+        logger.warning(
+            "closing the runs left by a failed attempt of this subtask",
+            agent=identity[0], subtask=identity[1], attempt=old_attempt,
+        )  # fmt: skip
+        old_host.close(timeout=5.0)
+
+
+def _unregister_host(identity: tuple[str, int], host: LoopHost) -> None:
+    with _live_hosts_lock:
+        hosts = _live_hosts.get(identity, [])
+        hosts[:] = [entry for entry in hosts if entry[1] is not host]
+        if not hosts:
+            _live_hosts.pop(identity, None)
 
 
 class _Key:
@@ -123,6 +161,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._window = max(1, config.get(AgentExecutionOptions.MAILBOX_CAPACITY) or 1)
         self._keys: dict[Hashable, _Key] = {}
         self._next_seq = 0
+        self._uid = f"{plan.agent_name}-{uuid.uuid4().hex}"  # shared by its deserialized copies
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -140,7 +179,11 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._calls = runtime_context.get_map_state(
             MapStateDescriptor("fa_calls", Types.INT(), pickled)
         )
-        self._host = LoopHost(self._plan, self._config, _log_context(self._plan, runtime_context))
+        subtask, attempt = _task_info(runtime_context)
+        self._identity = (self._uid, subtask)
+        context = {"agent": self._plan.agent_name, "subtask": subtask, "attempt": attempt}
+        self._host = LoopHost(self._plan, self._config, context)
+        _register_host(self._identity, attempt, self._host)
         self._strategy = self._host.system.error_strategy
         self._keys = {}
         self._metrics = FlinkMetricsMirror(
@@ -150,7 +193,9 @@ class AgentProcessFunction(KeyedProcessFunction):
     def close(self) -> None:
         host = getattr(self, "_host", None)
         if host is not None:
-            self._metrics.sync(force=True)
+            with contextlib.suppress(Exception):  # metrics must not stop the closing
+                self._metrics.sync(force=True)
+            _unregister_host(self._identity, host)
             host.close()
 
     def _state_ttl(self) -> StateTtlConfig | None:

@@ -1,0 +1,197 @@
+"""Flink inputs and outputs: DataStream and Table round trips, concurrency across keys, errors,
+configuration, and ``await env.execute()``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import stream_env
+from flink_agents import BrokenAgent, RendezvousAgent, RowAgent, TagAgent
+
+from flink_agents_async import AgentsExecutionEnvironment, ConfigurationError, InputError
+
+
+def test_keyed_datastream_round_trip() -> None:
+    from pyflink.common import Types
+
+    env = stream_env()
+    words = ["a1", "b1", "a2", "c1", "a3", "b2"]
+    keyed = env.from_collection(words, type_info=Types.STRING()).key_by(lambda w: w[0])
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    outputs = agents_env.from_datastream(keyed).apply(TagAgent()).to_datastream(Types.STRING())
+    got = list(outputs.execute_and_collect())
+    per_key = {key: [out for out in got if out.startswith(key)] for key in "abc"}
+    assert per_key == {
+        "a": ["a:a1#1", "a:a2#2", "a:a3#3"],
+        "b": ["b:b1#1", "b:b2#2"],
+        "c": ["c:c1#1"],
+    }
+
+
+def test_table_round_trip() -> None:
+    from pyflink.common import Types
+    from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+
+    env = stream_env()
+    t_env = StreamTableEnvironment.create(env)
+    table = t_env.from_elements(
+        [(1, "tea"), (2, "jam"), (1, "cake")],
+        DataTypes.ROW(
+            [DataTypes.FIELD("id", DataTypes.INT()), DataTypes.FIELD("text", DataTypes.STRING())]
+        ),
+    )
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env, t_env)
+    output_type = Types.ROW_NAMED(["id", "text", "n"], [Types.INT(), Types.STRING(), Types.INT()])
+    schema = (
+        Schema.new_builder()
+        .column("id", DataTypes.INT())
+        .column("text", DataTypes.STRING())
+        .column("n", DataTypes.INT())
+        .build()
+    )
+    result = (
+        agents_env.from_table(table, key_selector=lambda row: row.id)
+        .apply(RowAgent())
+        .to_table(schema, output_type)
+    )
+    with result.execute().collect() as rows:
+        got = sorted((row[0], row[1], row[2]) for row in rows)
+    assert got == [(1, "CAKE", 2), (1, "TEA", 1), (2, "JAM", 1)]
+
+
+def test_runs_of_different_keys_await_concurrently() -> None:
+    env = stream_env(parallelism=1)
+    keys = 100
+    inputs = [{"n": n, "expected": keys} for n in range(keys)]
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    outputs = (
+        agents_env.from_datastream(env.from_collection(inputs), key_selector=lambda v: v["n"])
+        .apply(RendezvousAgent())
+        .to_datastream()
+    )
+    assert sorted(outputs.execute_and_collect()) == list(range(keys))
+
+
+def test_a_failing_run_fails_the_job_naming_key_and_action() -> None:
+    from pyflink.common import Types
+
+    env = stream_env(parallelism=1)
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    numbers = env.from_collection([1, 2, 3, 4], type_info=Types.INT())
+    outputs = (
+        agents_env.from_datastream(numbers, key_selector=lambda n: n % 2)
+        .apply(BrokenAgent())
+        .to_datastream()
+    )
+    with pytest.raises(Exception) as failure:
+        list(outputs.execute_and_collect())
+    message = str(failure.value)
+    assert "input three is not welcome" in message
+    assert "explode" in message and "key 1" in message
+
+
+async def test_awaited_execute_runs_the_job(tmp_path: Path) -> None:
+    from pyflink.common import Types
+
+    out_file = tmp_path / "out.txt"
+    env = stream_env(parallelism=1)
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    numbers = env.from_collection(["x", "y", "x"], type_info=Types.STRING())
+    outputs = agents_env.from_datastream(numbers, key_selector=lambda w: w).apply(TagAgent())
+    outputs.to_datastream(Types.STRING()).map(
+        lambda line, path=str(out_file): _append(path, line), Types.STRING()
+    )
+    await agents_env.execute("awaited job")
+    assert sorted(out_file.read_text().split()) == ["x:x#1", "x:x#2", "y:y#1"]
+
+
+def _append(path: str, line: str) -> str:
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(line + "\n")
+    return line
+
+
+# -- bad input and configuration (no job needed) ----------------------------------------------
+
+
+def test_a_stream_that_is_not_keyed_needs_a_key_selector() -> None:
+    env = stream_env()
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    with pytest.raises(InputError, match="not keyed and no key_selector"):
+        agents_env.from_datastream(env.from_collection([1, 2]))
+    with pytest.raises(InputError, match="needs a key_selector"):
+        agents_env.from_table(object())
+
+
+def test_unknown_and_local_only_keywords_are_refused() -> None:
+    with pytest.raises(TypeError, match="journal_dir"):
+        AgentsExecutionEnvironment.get_execution_environment(stream_env(), journal_dir="/tmp/x")
+
+
+def test_config_comes_from_flink_conf_dir(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "parallelism.default: 1\nagent:\n  max-retries: 7\n  chat:\n    model: tiny\n"
+    )
+    monkeypatch.setenv("FLINK_CONF_DIR", str(tmp_path))
+    config = AgentsExecutionEnvironment.get_execution_environment(stream_env()).get_config()
+    assert config.get_int("max-retries", 0) == 7
+    assert config.get_str("chat.model", "") == "tiny"
+
+
+def test_legacy_flink_conf_yaml_is_read(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "flink-conf.yaml").write_text(
+        "taskmanager.numberOfTaskSlots: 1\nagent.max-retries: 5\n"
+    )
+    monkeypatch.setenv("FLINK_CONF_DIR", str(tmp_path))
+    config = AgentsExecutionEnvironment.get_execution_environment(stream_env()).get_config()
+    assert config.get_int("max-retries", 0) == 5
+
+
+def test_an_agent_the_workers_cannot_import_is_refused(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util
+
+    module_file = tmp_path / "hidden_agents.py"
+    module_file.write_text(
+        textwrap.dedent(
+            """
+            from flink_agents_async import Agent, InputEvent, OutputEvent, action
+
+            class HiddenAgent(Agent):
+                @action(InputEvent)
+                @staticmethod
+                def echo(event, ctx):
+                    ctx.send_event(OutputEvent(output=event.input))
+            """
+        )
+    )
+    spec = importlib.util.spec_from_file_location("hidden_agents", module_file)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "hidden_agents", module)
+    spec.loader.exec_module(module)
+    env = stream_env()
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    builder = agents_env.from_datastream(env.from_collection([1]), key_selector=lambda n: n)
+    with pytest.raises(ConfigurationError, match=r"hidden_agents.*cannot import"):
+        builder.apply(module.HiddenAgent())
+
+
+def test_missing_pyflink_gives_an_install_hint() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["pyflink"] = None  # as if apache-flink were not installed
+        from flink_agents_async import AgentsExecutionEnvironment
+        try:
+            AgentsExecutionEnvironment.get_execution_environment(object())
+        except ImportError as error:
+            print(error)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert "pip install 'flink-agents-async[flink]'" in done.stdout
