@@ -100,7 +100,7 @@ def apply_defaults(env: Any) -> dict[str, str]:
         env.set_buffer_timeout(_BUFFER_TIMEOUT_MS)
         applied["execution.buffer-timeout"] = f"{_BUFFER_TIMEOUT_MS} ms"
     if applied:
-        logger.info("applied PyFlink defaults for the bridge", mode=mode, options=applied)
+        logger.debug("applied PyFlink defaults for the bridge", mode=mode, options=applied)
     return applied
 
 

@@ -58,11 +58,14 @@ def new_event_id() -> UUID:
 _TYPED_EVENTS: dict[str, type[Event]] = {}
 
 
-def _class_type_string(namespace: dict[str, Any]) -> str:
+def _class_type_string(name: str, namespace: dict[str, Any]) -> str:
     declared = namespace.get("EVENT_TYPE")
     if isinstance(declared, str) and declared:
         return declared
-    return f"{namespace['__module__']}.{namespace['__qualname__']}"
+    # cloudpickle rebuilds classes of __main__ (shipped to Flink workers) from a bare namespace
+    # and restores the rest, the type default included, right after.
+    module = namespace.get("__module__", "__main__")
+    return f"{module}.{namespace.get('__qualname__', name)}"
 
 
 class _EventMeta(_ModelMetaclass):  # type: ignore[misc, valid-type]
@@ -77,7 +80,7 @@ class _EventMeta(_ModelMetaclass):  # type: ignore[misc, valid-type]
         annotations = namespace.setdefault("__annotations__", {})
         if is_subclass and "type" not in annotations:
             annotations["type"] = "str"
-            namespace["type"] = _class_type_string(namespace)
+            namespace["type"] = _class_type_string(name, namespace)
         cls = super().__new__(mcs, name, bases, namespace, **kwargs)
         if is_subclass:
             _TYPED_EVENTS[cls.model_fields["type"].default] = cls
