@@ -51,8 +51,7 @@ class FlinkAgentBuilder(AgentBuilder):
         self._env = env
         self._keyed = keyed
         self._plan: AgentPlan | None = None
-        self._agent: Agent | None = None
-        self._outputs: dict[tuple[Any, bool], DataStream] = {}
+        self._outputs: dict[tuple[str, bool], DataStream] = {}  # by (output type, with_key)
 
     def apply(self, agent: Agent) -> FlinkAgentBuilder:
         """Validate ``agent`` (raises naming the culprit) and check the workers can load it."""
@@ -60,7 +59,7 @@ class FlinkAgentBuilder(AgentBuilder):
             raise RuntimeError("this builder already has an agent: apply() takes one agent")
         plan = AgentPlan.from_agent(agent, self._env.resources)
         check_importable(self._env.flink_env, plan, agent)
-        self._plan, self._agent = plan, agent
+        self._plan = plan
         return self
 
     def to_datastream(self, output_type: Any = None, *, with_key: bool = False) -> DataStream:
@@ -72,10 +71,19 @@ class FlinkAgentBuilder(AgentBuilder):
                 "to_datastream(with_key=True) emits (key, output) tuples as pickled objects; "
                 "leave output_type unset (or map the tuples to your type downstream)"
             )
-        emit: Callable[[Hashable, Any], Any] | None = _with_key if with_key else None
-        if output_type is not None and _is_row_type(output_type):
-            emit = _RowConverter(output_type)
-        return self._stream(output_type, emit)
+        if self._plan is None:
+            raise RuntimeError("call apply(agent) on the builder before asking for its outputs")
+        stream = self._outputs.get((repr(output_type), with_key))
+        if stream is None:
+            emit: Callable[[Hashable, Any], Any] | None = _with_key if with_key else None
+            if output_type is not None and _is_row_type(output_type):
+                emit = _RowConverter(output_type)
+            function = AgentProcessFunction(self._plan, self._env.get_config().copy(), emit)
+            stream = self._keyed.process(
+                function, output_type=output_type or Types.PICKLED_BYTE_ARRAY()
+            ).name(f"agent {self._plan.agent_name}")
+            self._outputs[(repr(output_type), with_key)] = stream
+        return stream
 
     def to_table(self, schema: Any, output_type: Any) -> Any:
         """The agent's outputs as a Table: ``output_type`` is a ``Types.ROW_NAMED(...)`` (dict
@@ -87,19 +95,6 @@ class FlinkAgentBuilder(AgentBuilder):
             )
         stream = self.to_datastream(output_type)
         return self._env.table_environment().from_data_stream(stream, schema)
-
-    def _stream(self, output_type: Any, emit: Callable[[Hashable, Any], Any] | None) -> Any:
-        if self._plan is None:
-            raise RuntimeError("call apply(agent) on the builder before asking for its outputs")
-        cache_key = (repr(output_type), emit is not None and not isinstance(emit, _RowConverter))
-        stream = self._outputs.get(cache_key)
-        if stream is None:
-            function = AgentProcessFunction(self._plan, self._env.get_config().copy(), emit)
-            stream = self._keyed.process(
-                function, output_type=output_type or Types.PICKLED_BYTE_ARRAY()
-            ).name(f"agent {self._plan.agent_name}")
-            self._outputs[cache_key] = stream
-        return stream
 
 
 def _with_key(key: Hashable, output: Any) -> tuple[Hashable, Any]:

@@ -157,7 +157,6 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._emit = emit
         self._min_delay = max(1, config.get(PollOptions.MIN_INTERVAL_MS) or 1)
         self._max_delay = max(self._min_delay, config.get(PollOptions.MAX_INTERVAL_MS) or 100)
-        self._strategy = ""
         self._window = max(1, config.get(AgentExecutionOptions.MAILBOX_CAPACITY) or 1)
         self._keys: dict[Hashable, _Key] = {}
         self._next_seq = 0
@@ -184,7 +183,6 @@ class AgentProcessFunction(KeyedProcessFunction):
         context = {"agent": self._plan.agent_name, "subtask": subtask, "attempt": attempt}
         self._host = LoopHost(self._plan, self._config, context)
         _register_host(self._identity, attempt, self._host)
-        self._strategy = self._host.system.error_strategy
         self._keys = {}
         self._metrics = FlinkMetricsMirror(
             self._host.system.metrics.agent, runtime_context.get_metrics_group().add_group("agent")
@@ -344,7 +342,7 @@ class AgentProcessFunction(KeyedProcessFunction):
     def _failed(self, key: Hashable, state: _Key, error: BaseException) -> None:
         if isinstance(error, RuntimeClosedError):
             return  # the subtask is closing; the input was consumed by the closing attempt
-        if self._strategy == "ignore":
+        if self._host.system.error_strategy == "ignore":
             return  # logged by the runtime; the input is skipped as on every host
         state.alive = False  # a failed job restarts from its checkpoint, not from this actor
         raise error

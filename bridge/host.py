@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from functools import partial
 from typing import Any
 
@@ -50,6 +50,7 @@ class OutboxStore(JournalStore):
     """
 
     durable = False
+    snapshot_commits = True  # keyed state holds each key's snapshot, rewritten by every commit
 
     def __init__(self) -> None:
         self._by_seq: dict[int, Outbox] = {}
@@ -80,9 +81,8 @@ class OutboxStore(JournalStore):
                 outbox = self._by_key.get(op[1])
                 if outbox is not None:
                     outbox.append(("snapshot", op[3].pack()))
-            # "input": the Flink side keeps inputs itself. "commit" and "fail": the snapshot
-            # written with every commit and the run's "done" carry all they change. "meta":
-            # keyed state belongs to one job already.
+            # "input": the Flink side keeps inputs itself. "fail": the run's "done" carries
+            # it. "meta": keyed state belongs to one job already.
         return DONE
 
     def describe(self) -> str:
@@ -95,7 +95,7 @@ class LoopHost:
     def __init__(self, plan: AgentPlan, config: Configuration, log_context: dict[str, Any]):
         self.store = OutboxStore()
         self.loop = asyncio.new_event_loop()
-        self._inbox: deque[tuple[Any, ...]] = deque()
+        self._inbox: deque[Callable[[], None]] = deque()  # work for the loop, in order
         self._wake_scheduled = False
         # The Flink thread waits on this at the end of a bounded input, for one key's outbox;
         # the loop notifies it only when that outbox gets something (not on every run).
@@ -123,7 +123,6 @@ class LoopHost:
             Codec(allow_pickle=bool(config.get(JournalOptions.ALLOW_PICKLE))),
             durability="none",
             divergence=str(config.get(JournalOptions.DIVERGENCE)),
-            compaction_interval=1,  # a snapshot with every commit: keyed state holds snapshots
             keep_inputs=False,
             recording=True,
         )
@@ -145,11 +144,11 @@ class LoopHost:
     ) -> None:
         """Run ``value`` as input ``seq`` of ``key``. With ``load``, first bring the actor back
         from ``snapshot`` (None: the key has no committed state yet)."""
-        self._send(("start", key, seq, value, calls, snapshot, load, outbox))
+        self._send(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
 
     def forget(self, key: Hashable) -> None:
         """``key`` went idle: its actor may leave memory (its state is in keyed state)."""
-        self._send(("forget", key))
+        self._send(partial(self.system.forget, key))
 
     def wait_for(self, outbox: Outbox, timeout: float) -> None:
         """Block the Flink thread until ``outbox`` has something (or ``timeout`` passed)."""
@@ -161,8 +160,8 @@ class LoopHost:
             finally:
                 self._awaited = None
 
-    def _send(self, message: tuple[Any, ...]) -> None:
-        self._inbox.append(message)
+    def _send(self, work: Callable[[], None]) -> None:
+        self._inbox.append(work)
         if not self._wake_scheduled:
             self._wake_scheduled = True
             self.loop.call_soon_threadsafe(self._drain, context=self.system.callback_context)
@@ -191,11 +190,7 @@ class LoopHost:
         self._wake_scheduled = False
         inbox = self._inbox
         while inbox:
-            message = inbox.popleft()
-            if message[0] == "start":
-                self._start(*message[1:])
-            else:
-                self.system.forget(message[1])
+            inbox.popleft()()
 
     def _start(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from parity_cases import VisitCounterAgent
 
 from flink_agents_async import (
     Agent,
@@ -12,43 +13,10 @@ from flink_agents_async import (
     Event,
     EventType,
     InputEvent,
-    MemoryRef,
     OutputEvent,
     RunnerContext,
     action,
 )
-
-
-class MyEvent(Event):
-    payload: MemoryRef
-
-
-class VisitCounterAgent(Agent):
-    """Two actions sharing a short-term visit counter; the second resolves a MemoryRef."""
-
-    @action(InputEvent)
-    @staticmethod
-    def first_action(event: InputEvent, ctx: RunnerContext) -> None:
-        memory = ctx.short_term_memory
-        visits = (memory.get("action_counter") or 0) + 1
-        memory.set("action_counter", visits)
-        content = f"{event.input} -> processed_by_first_action"
-        ref = memory.set(f"processed_data.run_{visits}", {"content": content, "visits": visits})
-        ctx.send_event(MyEvent(payload=ref))
-        ctx.send_event(OutputEvent(output={f"(visit {visits} times)": content}))
-
-    @action(MyEvent)
-    @staticmethod
-    def second_action(event: MyEvent, ctx: RunnerContext) -> None:
-        memory = ctx.short_term_memory
-        data = event.payload.resolve(ctx)
-        base = data["content"].split("->")[0].strip()
-        visits = memory.get("action_counter") + 1
-        memory.set("action_counter", visits)
-        ctx.send_event(
-            OutputEvent(output={f"(visit {visits} times)": f"{base} -> processed by second_action"})
-        )
-
 
 EXPECTED_VISITS = [
     ("bob", {"(visit 1 times)": "The message from bob -> processed_by_first_action"}),

@@ -251,6 +251,9 @@ class Journal:
         if not self.recording:
             return DONE
         key_bytes = actor.key_bytes
+        if self.store.snapshot_commits:
+            record = self._snapshot_record(key_bytes, commit_no, run, actor)
+            return self.store.write([("snapshot", key_bytes, commit_no, record, self.keep_inputs)])
         delta_bytes = self.codec.encode(split_delta(delta, actor.memory), "a memory delta")
         record = CommitRecord(seq, commit_no, key_bytes, run, delta_bytes, calls)
         ack = self.store.write([("commit", seq, commit_no, key_bytes, record, outputs)])

@@ -178,6 +178,10 @@ class JournalStore(ABC):
     #: Whether records survive the process (resumable jobs need such a store).
     durable: bool = False
 
+    #: Whether each commit is written as the key's whole snapshot rather than as a delta that
+    #: compaction folds later: for stores that hold per-key state anyway (Flink keyed state).
+    snapshot_commits: bool = False
+
     @abstractmethod
     def load(self) -> StoredJournal:
         """Every stored row, for recovery. Called once, before any write."""

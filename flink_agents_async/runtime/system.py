@@ -178,8 +178,7 @@ class ActorSystem:
                 actor.space_waiters = deque()
             actor.space_waiters.append(waiter)
             await waiter
-        self._unfinished += 1
-        actor.deliver(InputItem(value, seq, ticket, calls))
+        self._deliver_to(actor, InputItem(value, seq, ticket, calls))
 
     def deliver(
         self,
@@ -191,8 +190,11 @@ class ActorSystem:
     ) -> None:
         """Deliver one input without waiting: for hosts that keep later inputs of a key
         themselves (the Flink bridge buffers them in keyed state), so a mailbox never fills."""
+        self._deliver_to(self.actor(key), InputItem(value, seq, ticket, calls))
+
+    def _deliver_to(self, actor: Actor, item: InputItem) -> None:
         self._unfinished += 1
-        self.actor(key).deliver(InputItem(value, seq, ticket, calls))
+        actor.deliver(item)
 
     def forget(self, key: Hashable) -> None:
         """Drop the idle actor of ``key``; its committed state lives in the host's store."""
