@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
@@ -68,18 +68,20 @@ from flink_agents_async.errors import RuntimeClosedError
 from .host import LoopHost, Outbox
 from .metrics import FlinkMetricsMirror
 
-__all__ = ["END_OF_INPUT", "AgentProcessFunction", "PollOptions"]
+__all__ = ["END_OF_INPUT", "AgentProcessFunction", "BridgeOptions"]
 
 logger = structlog.get_logger("flink_agents_async.bridge")
 
 END_OF_INPUT = 2**63 - 2  # below Long.MAX_VALUE, the watermark that ends a bounded input
 
 
-class PollOptions:
-    """How often the Flink thread looks for the end of a key's run (see the module doc)."""
+class BridgeOptions:
+    """How the function wakes up for runs in flight, and how many idle actors it keeps (see the
+    module doc)."""
 
-    MIN_INTERVAL_MS = ConfigOption("bridge.poll.min-interval-ms", int, 1)
-    MAX_INTERVAL_MS = ConfigOption("bridge.poll.max-interval-ms", int, 100)
+    POLL_MIN_INTERVAL_MS = ConfigOption("bridge.poll.min-interval-ms", int, 1)
+    POLL_MAX_INTERVAL_MS = ConfigOption("bridge.poll.max-interval-ms", int, 100)
+    IDLE_ACTORS = ConfigOption("bridge.idle-actors", int, 10_000)
 
 
 def _task_info(runtime_context: RuntimeContext) -> tuple[int, int]:
@@ -131,16 +133,21 @@ class _Key:
     __slots__ = ("alive", "delay", "head", "outbox", "restored", "sent", "tail", "timer",
                  "wrote_calls")  # fmt: skip
 
-    def __init__(self, head: int, tail: int) -> None:
+    def __init__(self, head: int, tail: int, alive: bool = False) -> None:
         self.head = head  # position of the oldest uncommitted input
         self.sent = head  # inputs before this position were handed to the loop
         self.tail = tail  # position the next input gets
-        self.alive = False  # the loop holds this key's actor
+        self.alive = alive  # the loop holds this key's actor
         self.restored = head < tail  # inputs left by an earlier attempt: replay their calls
         self.wrote_calls = False
         self.delay = 0
         self.timer: int | None = None
         self.outbox: Outbox = deque()
+
+    @property
+    def settled(self) -> bool:
+        """The last input handed to the loop has ended (``done`` is the last entry)."""
+        return bool(self.outbox) and self.outbox[-1][0] == "done"
 
 
 class AgentProcessFunction(KeyedProcessFunction):
@@ -155,10 +162,14 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._plan = plan
         self._config = config
         self._emit = emit
-        self._min_delay = max(1, config.get(PollOptions.MIN_INTERVAL_MS) or 1)
-        self._max_delay = max(self._min_delay, config.get(PollOptions.MAX_INTERVAL_MS) or 100)
+        self._min_delay = max(1, config.get(BridgeOptions.POLL_MIN_INTERVAL_MS) or 1)
+        self._max_delay = max(
+            self._min_delay, config.get(BridgeOptions.POLL_MAX_INTERVAL_MS) or 100
+        )
+        self._idle_capacity = max(0, config.get(BridgeOptions.IDLE_ACTORS) or 0)
         self._window = max(1, config.get(AgentExecutionOptions.MAILBOX_CAPACITY) or 1)
         self._keys: dict[Hashable, _Key] = {}
+        self._idle: OrderedDict[Hashable, None] = OrderedDict()
         self._next_seq = 0
         self._uid = f"{plan.agent_name}-{uuid.uuid4().hex}"  # shared by its deserialized copies
 
@@ -184,6 +195,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._host = LoopHost(self._plan, self._config, context)
         _register_host(self._identity, attempt, self._host)
         self._keys = {}
+        self._idle = OrderedDict()
         self._metrics = FlinkMetricsMirror(
             self._host.system.metrics.agent, runtime_context.get_metrics_group().add_group("agent")
         )
@@ -212,17 +224,38 @@ class AgentProcessFunction(KeyedProcessFunction):
     # -- Flink callbacks ---------------------------------------------------------------------
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        key = ctx.get_current_key()
-        state = self._activate(key, ctx)
+        try:
+            yield from self._accept(ctx.get_current_key(), value, ctx)
+        finally:
+            self._host.hand_off()
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        try:
+            yield from self._timer(ctx.get_current_key(), timestamp, ctx)
+        finally:
+            self._host.hand_off()
+
+    def _accept(self, key: Hashable, value: Any, ctx: Any) -> Iterator[Any]:
+        state = self._keys.get(key)
+        if state is None:
+            state = self._wake(key)
+            if state.head == state.tail and self._host.parked:
+                # The common case: an idle key, and the loop is this thread's. The input runs
+                # right here, and unless it outlives this call keyed state never holds it.
+                self._send(key, state, value)
+                if state.settled:
+                    yield from self._commit_inline(key, state)
+                    return
+            self._keys[key] = state
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         self._pending.put(state.tail, value)
         state.tail += 1
         self._queue.update((state.head, state.tail))
         if state.sent == state.tail - 1 and state.sent - state.head < self._window:
-            self._send(key, state, value)  # the common case: no need to read it back
+            self._send(key, state, value)  # no need to read it back from keyed state
         yield from self._advance(key, state, ctx)
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
-        key = ctx.get_current_key()
+    def _timer(self, key: Hashable, timestamp: int, ctx: Any) -> Iterator[Any]:
         if ctx.time_domain() == TimeDomain.EVENT_TIME:
             if timestamp >= END_OF_INPUT:
                 yield from self._finish_key(key, ctx)
@@ -237,14 +270,51 @@ class AgentProcessFunction(KeyedProcessFunction):
 
     # -- per key -----------------------------------------------------------------------------
 
+    def _wake(self, key: Hashable) -> _Key:
+        """The bookkeeping of a key that had nothing in flight (not yet in ``_keys``)."""
+        if key in self._idle:  # its actor stayed on the loop, and its queue is empty
+            del self._idle[key]
+            return _Key(0, 0, alive=True)
+        head, tail = self._queue.value() or (0, 0)
+        return _Key(head, tail)
+
     def _activate(self, key: Hashable, ctx: Any, watch_end: bool = True) -> _Key:
         state = self._keys.get(key)
         if state is None:
-            head, tail = self._queue.value() or (0, 0)
-            state = self._keys[key] = _Key(head, tail)
+            state = self._keys[key] = self._wake(key)
             if watch_end:  # not while ending: past the final watermark it would fire at once
                 ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         return state
+
+    def _rest(self, key: Hashable, state: _Key) -> None:
+        """The key has nothing in flight: its actor joins the idle ones kept on the loop, and
+        the one idle the longest leaves when there are too many."""
+        self._keys.pop(key, None)
+        if not state.alive:
+            return
+        idle = self._idle
+        idle[key] = None
+        if len(idle) > self._idle_capacity:
+            oldest, _ = idle.popitem(last=False)
+            self._host.forget(oldest)
+
+    def _commit_inline(self, key: Hashable, state: _Key) -> Iterator[Any]:
+        """The input ran to its end inside this call: only its snapshot goes to keyed state
+        (its calls would be cleared with it, and it was never queued)."""
+        outbox = state.outbox
+        _, outputs, error = outbox.pop()
+        for entry in outbox:
+            if entry[0] == "snapshot":
+                self._snapshot.update(entry[1])  # a run commits once: at most one
+        outbox.clear()
+        self._rest(key, state)
+        self._metrics.sync()
+        if error is not None:
+            self._failed(key, state, error)
+            return
+        emit = self._emit
+        for output in outputs or ():
+            yield output if emit is None else emit(key, output)
 
     def _advance(self, key: Hashable, state: _Key, ctx: Any) -> Iterator[Any]:
         """Apply what the key's run wrote, start its next input, and make sure Flink calls
@@ -256,7 +326,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             self._send_waiting(key, state)
             progressed = True
         if state.head >= state.tail:
-            self._deactivate(key, state)
+            self._rest(key, state)
             return
         if state.timer is None:
             state.delay = (
@@ -277,7 +347,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             if state.head >= state.tail:
                 break
             self._host.wait_for(state.outbox, timeout=1.0)
-        self._deactivate(key, state)
+        self._rest(key, state)
         self._metrics.sync(force=True)
 
     def _send_waiting(self, key: Hashable, state: _Key) -> None:
@@ -294,14 +364,10 @@ class AgentProcessFunction(KeyedProcessFunction):
         snapshot = None if state.alive else self._snapshot.value()
         seq = self._next_seq
         self._next_seq += 1
-        self._host.start(key, seq, value, calls, snapshot, not state.alive, state.outbox)
-        state.alive = True
         state.sent += 1
-
-    def _deactivate(self, key: Hashable, state: _Key) -> None:
-        del self._keys[key]
-        if state.alive:
-            self._host.forget(key)
+        load = not state.alive
+        state.alive = True
+        self._host.start(key, seq, value, calls, snapshot, load, state.outbox)
 
     def _apply(self, key: Hashable, state: _Key) -> Iterator[Any]:
         outbox = state.outbox

@@ -1,17 +1,24 @@
-"""The asyncio half of one Flink subtask: the core ``ActorSystem`` on an event loop of its own
-thread, and the journal store that hands each key's writes back to the Flink thread.
+"""The asyncio half of one Flink subtask: the core ``ActorSystem`` on an event loop that the
+Flink thread drives while it can and a loop thread of its own drives while runs are in flight,
+and the journal store that hands each key's writes back to the Flink thread.
 
 Flink lets keyed state be touched only on the task thread, inside ``process_element`` or
-``on_timer`` of that very key, while runs need an event loop that keeps going between Flink
-calls. So the two halves talk through queues and never share state:
+``on_timer`` of that very key, while runs that await need an event loop that keeps going between
+Flink calls. Handing every input to another thread would cost two thread switches under one GIL
+per record, though, and most runs never await. So the loop has one owner at a time:
 
-* Flink thread -> loop: ``start`` (run this input of this key, with the key's committed snapshot
-  and the durable calls recorded for it) and ``forget`` (the key went idle), batched through one
-  inbox so a burst of records costs one loop wake-up.
-* loop -> Flink thread: each key has an ``outbox`` (a deque) of the keyed-state writes its run
-  produced, in order: durable call records, discards, the key's memory snapshot (written with
-  every commit), and finally ``done`` with the run's outputs or its error. The Flink thread
-  applies them the next time it is called for that key.
+* **Parked** (no input in flight): the Flink thread owns the loop. ``start`` runs the input right
+  there; a run that never awaits ends before ``start`` returns, and one whose tasks only need a
+  few loop turns gets them (``_MAX_INLINE_TURNS``). Nothing crosses a thread.
+* **Running**: when a Flink call ends with inputs still in flight (``hand_off``), the loop thread
+  runs the loop, so that awaiting runs go on whatever Flink does. Work from the Flink thread then
+  goes through an inbox, batched so that a burst of records costs one loop wake-up. Once no input
+  is in flight and the inbox is empty, the loop thread parks the loop again.
+
+Either way, each key has an ``outbox`` (a deque) of the keyed-state writes its runs produced, in
+order: durable call records, discards, the key's memory snapshot (written with every commit), and
+finally ``done`` with the run's outputs or its error. The Flink thread applies them, for that key,
+in its own calls.
 
 The loop side is the core unchanged: the same actors, runs, contexts, memory and ``Journal``;
 only the ``JournalStore`` differs (``OutboxStore`` below).
@@ -90,33 +97,43 @@ class OutboxStore(JournalStore):
 
 
 class LoopHost:
-    """The event loop thread of one subtask and the actor system running on it."""
+    """The event loop of one subtask, its loop thread, and the actor system running on it.
+
+    Every method is for the Flink thread (``close`` also for a later attempt's thread)."""
 
     def __init__(self, plan: AgentPlan, config: Configuration, log_context: dict[str, Any]):
         self.store = OutboxStore()
         self.loop = asyncio.new_event_loop()
-        self._inbox: deque[Callable[[], None]] = deque()  # work for the loop, in order
+        # Guards who drives the loop (``_running``: the loop thread) and the inbox.
+        self._turn = threading.Condition(threading.Lock())
+        self._running = False
+        self._stop_asked = False
+        self._closed = False
+        self._inbox: deque[Callable[[], None]] = deque()  # work for the loop thread, in order
         self._wake_scheduled = False
         # The Flink thread waits on this at the end of a bounded input, for one key's outbox;
         # the loop notifies it only when that outbox gets something (not on every run).
         self.changed = threading.Condition()
         self._awaited: Outbox | None = None
+        try:
+            self.system: ActorSystem = self.loop.run_until_complete(
+                self._open(plan, config, log_context)
+            )
+        except BaseException:
+            self.loop.close()
+            raise
+        self.system.on_finished = self._input_finished
         self._thread = threading.Thread(
-            target=self.loop.run_forever, name="flink-agents-async-loop", daemon=True
+            target=self._drive, name="flink-agents-async-loop", daemon=True
         )
         self._thread.start()
-        opening = asyncio.run_coroutine_threadsafe(self._open(plan, config, log_context), self.loop)
-        try:
-            self.system: ActorSystem = opening.result()
-        except BaseException:
-            self._stop_loop()
-            raise
 
     async def _open(
         self, plan: AgentPlan, config: Configuration, log_context: dict[str, Any]
     ) -> ActorSystem:
         # Bound here, so that every log line of this subtask's runs carries them (the actor
-        # system runs its callbacks in the context it was created in).
+        # system runs its callbacks, and this host its inline work, in the context it was
+        # created in).
         structlog.contextvars.bind_contextvars(**log_context)
         journal = Journal(
             self.store,
@@ -132,6 +149,12 @@ class LoopHost:
 
     # -- Flink thread side ------------------------------------------------------------------
 
+    @property
+    def parked(self) -> bool:
+        """Whether the Flink thread owns the loop (so ``start`` runs the input right away).
+        Only the Flink thread sets it to False, so a True answer cannot go stale for it."""
+        return not self._running
+
     def start(
         self,
         key: Hashable,
@@ -144,14 +167,31 @@ class LoopHost:
     ) -> None:
         """Run ``value`` as input ``seq`` of ``key``. With ``load``, first bring the actor back
         from ``snapshot`` (None: the key has no committed state yet)."""
-        self._send(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
+        if self._running:
+            self._send(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
+            return
+        # Parked, and only this thread could change that: run it here, without the lock.
+        self.system.callback_context.run(
+            self._start, key, seq, value, calls, snapshot, load, outbox
+        )
+        self._turn_until_idle()
 
     def forget(self, key: Hashable) -> None:
-        """``key`` went idle: its actor may leave memory (its state is in keyed state)."""
+        """``key`` is idle and leaves memory (its state is in keyed state)."""
         self._send(partial(self.system.forget, key))
+
+    def hand_off(self) -> None:
+        """The Flink call is ending: if inputs are in flight, the loop thread drives the loop
+        until they are done."""
+        if self._running or not self.system.unfinished:
+            return
+        with self._turn:
+            self._running = True
+            self._turn.notify_all()
 
     def wait_for(self, outbox: Outbox, timeout: float) -> None:
         """Block the Flink thread until ``outbox`` has something (or ``timeout`` passed)."""
+        self.hand_off()
         with self.changed:
             self._awaited = outbox
             try:
@@ -160,37 +200,99 @@ class LoopHost:
             finally:
                 self._awaited = None
 
-    def _send(self, work: Callable[[], None]) -> None:
-        self._inbox.append(work)
-        if not self._wake_scheduled:
-            self._wake_scheduled = True
-            self.loop.call_soon_threadsafe(self._drain, context=self.system.callback_context)
-
     def close(self, timeout: float = 30.0) -> None:
         """Cancel runs still going (their inputs stay in keyed state) and stop the thread."""
-        if not self._thread.is_alive():
+        if self._closed:
             return
-        closing = asyncio.run_coroutine_threadsafe(self.system.aclose(), self.loop)
+        self._take()
         try:
-            closing.result(timeout)
+            self.loop.run_until_complete(asyncio.wait_for(self.system.aclose(), timeout))
         except Exception as error:
             logger.warning("closing the actor system failed", error=repr(error))
         finally:
-            self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
+            with self._turn:
+                self._closed = True
+                self._turn.notify_all()
+            self._thread.join(timeout=10)
             self.loop.close()
 
-    # -- loop side --------------------------------------------------------------------------
+    def _send(self, work: Callable[[], None]) -> None:
+        with self._turn:
+            if self._running:
+                self._inbox.append(work)
+                if not self._wake_scheduled:
+                    self._wake_scheduled = True
+                    self.loop.call_soon_threadsafe(
+                        self._drain, context=self.system.callback_context
+                    )
+                return
+        self.system.callback_context.run(work)
+        self._turn_until_idle()
+
+    def _turn_until_idle(self) -> None:
+        """Give the parked loop the turns its ready callbacks need, up to a bound (a run that
+        keeps yielding must not hold up the Flink thread; the loop thread takes it over)."""
+        loop = self.loop
+        for _ in range(_MAX_INLINE_TURNS):
+            if not _has_ready_callbacks(loop):
+                return
+            loop.call_soon(loop.stop)  # one turn: run_forever stops after it
+            loop.run_forever()
+
+    def _take(self) -> None:
+        """Park the loop (for closing): stop the loop thread's run and wait until it has."""
+        with self._turn:
+            if not self._running:
+                return
+            self._stop_asked = True
+            self.loop.call_soon_threadsafe(self._stop_if_on_loop_thread)
+            while self._running:
+                self._turn.wait()
+
+    # -- loop thread ------------------------------------------------------------------------
+
+    def _drive(self) -> None:
+        loop = self.loop
+        while True:
+            with self._turn:
+                while not self._running:
+                    if self._closed:
+                        return
+                    self._turn.wait()
+            while True:
+                loop.run_forever()
+                with self._turn:
+                    if self._stop_asked or not (self._inbox or self.system.unfinished):
+                        self._stop_asked = False
+                        self._running = False
+                        self._turn.notify_all()
+                        break
 
     def _drain(self) -> None:
-        self._wake_scheduled = False
-        inbox = self._inbox
-        while inbox:
-            inbox.popleft()()
+        with self._turn:
+            self._wake_scheduled = False
+            work, self._inbox = self._inbox, deque()
+        for item in work:
+            item()
+        self._park_if_idle()
+
+    def _input_finished(self) -> None:
+        self._park_if_idle()
+
+    def _park_if_idle(self) -> None:
+        # Only the loop thread stops its own run; ``_drive`` checks the inbox under the lock.
+        if self._running and not self.system.unfinished and self._on_loop_thread():
+            self.loop.stop()
+
+    def _stop_if_on_loop_thread(self) -> None:
+        # Not on the loop thread: it parked already and whoever runs the loop now must go on.
+        if self._on_loop_thread():
+            self.loop.stop()
+
+    def _on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread.ident
+
+    # -- on the loop (either thread) ----------------------------------------------------------
 
     def _start(
         self,
@@ -212,9 +314,7 @@ class LoopHost:
             self._notify(outbox)
             return
         self.store.route(seq, key_bytes, outbox)
-        ticket = self.loop.create_future()
-        ticket.add_done_callback(partial(self._finished, seq, key_bytes, outbox))
-        system.deliver(key, value, seq, ticket, calls)
+        system.deliver(key, value, seq, partial(self._finished, seq, key_bytes, outbox), calls)
 
     def _restore(self, key: Hashable, snapshot: bytes | None) -> None:
         system = self.system
@@ -225,13 +325,28 @@ class LoopHost:
         memory, stamps, runs = system.journal.decode_snapshot(key_bytes, snapshot)
         system.restore_actor(key, system.new_memory(memory, stamps), runs)
 
-    def _finished(self, seq: int, key_bytes: bytes, outbox: Outbox, ticket: asyncio.Future) -> None:
+    def _finished(
+        self,
+        seq: int,
+        key_bytes: bytes,
+        outbox: Outbox,
+        outputs: list[Any] | None,
+        error: BaseException | None,
+    ) -> None:
         self.store.unroute(seq, key_bytes)
-        error = ticket.exception()
-        outbox.append(("done", None if error is not None else ticket.result(), error))
+        outbox.append(("done", None if error is not None else outputs, error))
         self._notify(outbox)
 
     def _notify(self, outbox: Outbox) -> None:
         if self._awaited is outbox:
             with self.changed:
                 self.changed.notify_all()
+
+
+_MAX_INLINE_TURNS = 64
+
+
+def _has_ready_callbacks(loop: asyncio.AbstractEventLoop) -> bool:
+    # CPython's event loops keep the callbacks due on the next turn in ``_ready``; asyncio has
+    # no public way to ask whether a turn would do anything. Unknown loops get no inline turns.
+    return bool(getattr(loop, "_ready", None))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from ..memory import MemoryObject, MemoryStore
@@ -19,15 +19,19 @@ from .run import Run
 if TYPE_CHECKING:
     from .system import ActorSystem
 
-__all__ = ["Actor", "InputItem"]
+__all__ = ["Actor", "InputItem", "Settled"]
+
+
+Settled = Callable[[Any, "BaseException | None"], None]
+"""Called once when an input's run ended: with its outputs, or with its error."""
 
 
 class InputItem:
     """An input waiting in a mailbox: its value, its journal sequence number, the durable calls
-    recorded for it before a crash (replayed by its run), and optionally a ticket that learns
-    how its run ended."""
+    recorded for it before a crash (replayed by its run), and optionally a ticket (a future)
+    or an ``on_settled`` callback that learns how its run ended."""
 
-    __slots__ = ("calls", "seq", "ticket", "value")
+    __slots__ = ("calls", "on_settled", "seq", "ticket", "value")
 
     def __init__(
         self,
@@ -35,11 +39,13 @@ class InputItem:
         seq: int,
         ticket: asyncio.Future[Any] | None = None,
         calls: dict[int, bytes] | None = None,
+        on_settled: Settled | None = None,
     ) -> None:
         self.value = value
         self.seq = seq
         self.ticket = ticket
         self.calls = calls
+        self.on_settled = on_settled
 
 
 class Actor:

@@ -26,7 +26,7 @@ from ..journal import Journal, JournalEncodeError, RecoveredJournal
 from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
 from ..resources import ResourceCache
-from .actor import Actor, InputItem
+from .actor import Actor, InputItem, Settled
 from .run import retrieve_exception
 
 if TYPE_CHECKING:
@@ -185,12 +185,15 @@ class ActorSystem:
         key: Hashable,
         value: Any,
         seq: int,
-        ticket: asyncio.Future[Any] | None = None,
+        on_settled: Settled,
         calls: dict[int, Any] | None = None,
     ) -> None:
         """Deliver one input without waiting: for hosts that keep later inputs of a key
-        themselves (the Flink bridge buffers them in keyed state), so a mailbox never fills."""
-        self._deliver_to(self.actor(key), InputItem(value, seq, ticket, calls))
+        themselves (the Flink bridge buffers them in keyed state), so a mailbox never fills.
+
+        ``on_settled(outputs, error)`` is called once the run ended; a run that never awaits
+        ends (and calls it) before this returns."""
+        self._deliver_to(self.actor(key), InputItem(value, seq, None, calls, on_settled))
 
     def _deliver_to(self, actor: Actor, item: InputItem) -> None:
         self._unfinished += 1
@@ -231,12 +234,7 @@ class ActorSystem:
         while actor.mailbox:
             item = actor.mailbox.popleft()
             self.queued -= 1
-            if item.ticket is not None and not item.ticket.done():
-                item.ticket.set_exception(
-                    RuntimeClosedError("the runtime closed before this input ran")
-                )
-                item.ticket.add_done_callback(lambda future: future.exception())
-            self._input_finished()
+            self._settle(item, error=RuntimeClosedError("the runtime closed before this input ran"))
         for waiter in actor.space_waiters or ():
             if not waiter.done():
                 waiter.set_exception(RuntimeClosedError("the runtime is closing"))
@@ -288,6 +286,8 @@ class ActorSystem:
             else:
                 ticket.set_exception(error)
                 ticket.add_done_callback(retrieve_exception)
+        if item.on_settled is not None:
+            item.on_settled(result, error)
         self._input_finished()
 
     def run_failed(self, run: Run) -> None:
