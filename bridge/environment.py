@@ -15,21 +15,56 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+from py4j.protocol import Py4JJavaError
 from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 
 from flink_agents_async.agent import Agent, AgentPlan
 from flink_agents_async.config import KEYWORD_OPTIONS, Configuration, load_agent_config_file
 from flink_agents_async.environment import AgentBuilder, AgentsExecutionEnvironment
-from flink_agents_async.errors import ConfigurationError, InputError
+from flink_agents_async.errors import (
+    ConfigurationError,
+    ExecutionError,
+    FlinkAgentsAsyncError,
+    InputError,
+)
 
 from .function import AgentProcessFunction
 from .settings import apply_defaults, check_importable
 
-__all__ = ["FlinkAgentBuilder", "FlinkExecutionEnvironment", "flink_conf_file"]
+__all__ = ["FlinkAgentBuilder", "FlinkExecutionEnvironment", "FlinkJobError", "flink_conf_file"]
 
 # Keyword arguments that mean nothing on Flink (state lives in keyed state there).
 _LOCAL_ONLY = {"journal_dir", "durability", "mailbox_capacity"}
+
+
+class FlinkJobError(ExecutionError):
+    """Raised by ``FlinkExecutionEnvironment.execute()`` when the Flink job failed.
+
+    An ``ExecutionError``, so code that runs agents on either host catches one type. Flink
+    reports the failure as Java exception text, so ``failures`` is empty: the message names the
+    failed run (key, action and cause) when an action's error failed the job, and the original
+    exception is ``__cause__``.
+    """
+
+    def __init__(self, job_name: str, reason: str) -> None:
+        self.failures = []
+        self.job_name = job_name
+        FlinkAgentsAsyncError.__init__(self, f"the Flink job {job_name!r} failed: {reason}")
+
+
+# How a Python exception raised in a Flink worker shows in the Java exception text.
+_RUN_FAILURE_MARK = "ActionFailedError'>: "
+
+
+def _failure_reason(error: BaseException) -> str:
+    """The failed run's own message if the Java text holds one, else the text's first line."""
+    text = str(error)
+    start = text.find(_RUN_FAILURE_MARK)
+    if start >= 0:
+        return text[start + len(_RUN_FAILURE_MARK) :].splitlines()[0].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def flink_conf_file() -> Path | None:
@@ -220,8 +255,14 @@ class FlinkExecutionEnvironment(AgentsExecutionEnvironment):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
+            return self._run_job(name)
+        return anyio.to_thread.run_sync(self._run_job, name)
+
+    def _run_job(self, name: str) -> Any:
+        try:
             return self.flink_env.execute(name)
-        return anyio.to_thread.run_sync(self.flink_env.execute, name)
+        except Py4JJavaError as error:  # the job failed (bad arguments raise before it starts)
+            raise FlinkJobError(name, _failure_reason(error)) from error
 
 
 def create(env: Any, t_env: Any = None, **kwargs: Any) -> FlinkExecutionEnvironment:

@@ -10,14 +10,22 @@ Per key, in Flink keyed state (so checkpoints make it exactly-once):
 * ``fa_calls`` (slot -> call record): the durable calls of the oldest uncommitted input,
   replayed after a restore.
 
-How a run that awaits does not stall the other keys of the subtask, and how its commit gets
-back to the Flink thread (the only thread allowed to touch keyed state):
+How an input runs, and how its commit gets back to the Flink thread (the only thread allowed
+to touch keyed state):
 
-1. ``process_element`` stores the input in ``fa_pending`` and hands it to the subtask's event
-   loop, which runs on its own thread (``host.LoopHost``), then returns at once. On the loop the
-   key's actor runs its inputs one at a time, in order, while the actors of all other keys run
-   theirs concurrently, whatever the Flink thread is doing. At most ``mailbox-capacity`` inputs
-   of a key are handed over at a time; later ones wait in keyed state only.
+0. The common case: the key has nothing in flight and the subtask's event loop is parked (no
+   input of any key in flight; see ``host.LoopHost``). ``process_element`` then runs the input
+   right there, on the Flink thread. A run that never awaits (and one whose tasks need only a
+   few loop turns) ends before the call does: its snapshot is written and its outputs emitted,
+   and the input never needs to be queued in keyed state, since no checkpoint can fall inside
+   the call. The key's actor then stays on the loop, idle, up to ``bridge.idle-actors`` of
+   them, so its next input needs no keyed-state read either.
+1. Otherwise ``process_element`` stores the input in ``fa_pending`` and hands it to the loop,
+   which the subtask's loop thread drives while inputs are in flight, and returns at once. On
+   the loop the key's actor runs its inputs one at a time, in order, while the actors of all
+   other keys run theirs concurrently, whatever the Flink thread is doing. At most
+   ``mailbox-capacity`` inputs of a key are handed over at a time; later ones wait in keyed
+   state only.
 2. The key gets a processing-time timer. When it fires, the function applies what the key's
    runs wrote meanwhile, in order: durable call records (so the next checkpoint holds them),
    then per finished run its memory snapshot, the removal of its input from ``fa_pending`` and

@@ -171,10 +171,7 @@ class LoopHost:
             self._send(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
             return
         # Parked, and only this thread could change that: run it here, without the lock.
-        self.system.callback_context.run(
-            self._start, key, seq, value, calls, snapshot, load, outbox
-        )
-        self._turn_until_idle()
+        self._run_here(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
 
     def forget(self, key: Hashable) -> None:
         """``key`` is idle and leaves memory (its state is in keyed state)."""
@@ -226,7 +223,18 @@ class LoopHost:
                         self._drain, context=self.system.callback_context
                     )
                 return
-        self.system.callback_context.run(work)
+        self._run_here(work)
+
+    def _run_here(self, work: Callable[[], None]) -> None:
+        """Do ``work`` on this thread, as a callback of the parked loop would run: in the
+        system's context, with the loop as the running loop (actions may ask for it), then give
+        the loop the turns its new callbacks need."""
+        loop = self.loop
+        asyncio._set_running_loop(loop)  # for loop implementations, as this is one
+        try:
+            self.system.callback_context.run(work)
+        finally:
+            asyncio._set_running_loop(None)
         self._turn_until_idle()
 
     def _turn_until_idle(self) -> None:

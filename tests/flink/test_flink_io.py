@@ -12,7 +12,13 @@ import pytest
 from conftest import stream_env
 from flink_agents import BrokenAgent, RendezvousAgent, RowAgent, TagAgent
 
-from flink_agents_async import AgentsExecutionEnvironment, ConfigurationError, InputError
+from bridge.environment import FlinkJobError
+from flink_agents_async import (
+    AgentsExecutionEnvironment,
+    ConfigurationError,
+    ExecutionError,
+    InputError,
+)
 
 
 def test_keyed_datastream_round_trip() -> None:
@@ -76,22 +82,23 @@ def test_runs_of_different_keys_await_concurrently() -> None:
     assert sorted(outputs.execute_and_collect()) == list(range(keys))
 
 
-def test_a_failing_run_fails_the_job_naming_key_and_action() -> None:
+async def test_a_failing_run_fails_the_job_with_an_execution_error() -> None:
     from pyflink.common import Types
 
     env = stream_env(parallelism=1)
     agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
     numbers = env.from_collection([1, 2, 3, 4], type_info=Types.INT())
-    outputs = (
-        agents_env.from_datastream(numbers, key_selector=lambda n: n % 2)
-        .apply(BrokenAgent())
-        .to_datastream()
-    )
-    with pytest.raises(Exception) as failure:
-        list(outputs.execute_and_collect())
+    agents_env.from_datastream(numbers, key_selector=lambda n: n % 2).apply(
+        BrokenAgent()
+    ).to_datastream()
+    with pytest.raises(ExecutionError) as failure:
+        await agents_env.execute("broken job")
+    assert isinstance(failure.value, FlinkJobError)
     message = str(failure.value)
+    assert message.startswith("the Flink job 'broken job' failed: run ")
+    assert "key 1" in message and "'explode'" in message
     assert "input three is not welcome" in message
-    assert "explode" in message and "key 1" in message
+    assert type(failure.value.__cause__).__name__ == "Py4JJavaError"
 
 
 async def test_awaited_execute_runs_the_job(tmp_path: Path) -> None:
