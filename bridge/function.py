@@ -51,7 +51,7 @@ import contextlib
 import threading
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import structlog
@@ -141,11 +141,11 @@ class _Key:
     __slots__ = ("alive", "delay", "head", "outbox", "restored", "sent", "tail", "timer",
                  "wrote_calls")  # fmt: skip
 
-    def __init__(self, head: int, tail: int, alive: bool = False) -> None:
+    def __init__(self, head: int, tail: int) -> None:
         self.head = head  # position of the oldest uncommitted input
         self.sent = head  # inputs before this position were handed to the loop
         self.tail = tail  # position the next input gets
-        self.alive = alive  # the loop holds this key's actor
+        self.alive = False  # the loop holds this key's actor
         self.restored = head < tail  # inputs left by an earlier attempt: replay their calls
         self.wrote_calls = False
         self.delay = 0
@@ -177,7 +177,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._idle_capacity = max(0, config.get(BridgeOptions.IDLE_ACTORS) or 0)
         self._window = max(1, config.get(AgentExecutionOptions.MAILBOX_CAPACITY) or 1)
         self._keys: dict[Hashable, _Key] = {}
-        self._idle: OrderedDict[Hashable, None] = OrderedDict()
+        self._idle: OrderedDict[Hashable, _Key] = OrderedDict()  # oldest first
         self._next_seq = 0
         self._uid = f"{plan.agent_name}-{uuid.uuid4().hex}"  # shared by its deserialized copies
 
@@ -231,19 +231,26 @@ class AgentProcessFunction(KeyedProcessFunction):
 
     # -- Flink callbacks ---------------------------------------------------------------------
 
-    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+    # Both return the outputs as a list: Flink iterates whatever comes back, and a list costs
+    # less than a chain of generators on the path every record takes.
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> list[Any]:
+        out: list[Any] = []
         try:
-            yield from self._accept(ctx.get_current_key(), value, ctx)
+            self._accept(ctx.get_current_key(), value, ctx, out)
         finally:
             self._host.hand_off()
+        return out
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> list[Any]:
+        out: list[Any] = []
         try:
-            yield from self._timer(ctx.get_current_key(), timestamp, ctx)
+            self._timer(ctx.get_current_key(), timestamp, ctx, out)
         finally:
             self._host.hand_off()
+        return out
 
-    def _accept(self, key: Hashable, value: Any, ctx: Any) -> Iterator[Any]:
+    def _accept(self, key: Hashable, value: Any, ctx: Any, out: list[Any]) -> None:
         state = self._keys.get(key)
         if state is None:
             state = self._wake(key)
@@ -252,7 +259,7 @@ class AgentProcessFunction(KeyedProcessFunction):
                 # right here, and unless it outlives this call keyed state never holds it.
                 self._send(key, state, value)
                 if state.settled:
-                    yield from self._commit_inline(key, state)
+                    self._commit_inline(key, state, out)
                     return
             self._keys[key] = state
             ctx.timer_service().register_event_time_timer(END_OF_INPUT)
@@ -261,12 +268,12 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._queue.update((state.head, state.tail))
         if state.sent == state.tail - 1 and state.sent - state.head < self._window:
             self._send(key, state, value)  # no need to read it back from keyed state
-        yield from self._advance(key, state, ctx)
+        self._advance(key, state, ctx, out)
 
-    def _timer(self, key: Hashable, timestamp: int, ctx: Any) -> Iterator[Any]:
+    def _timer(self, key: Hashable, timestamp: int, ctx: Any, out: list[Any]) -> None:
         if ctx.time_domain() == TimeDomain.EVENT_TIME:
             if timestamp >= END_OF_INPUT:
-                yield from self._finish_key(key, ctx)
+                self._finish_key(key, ctx, out)
             return
         state = self._keys.get(key)
         if state is None:  # restored from a checkpoint: the timer brings the key back
@@ -274,15 +281,15 @@ class AgentProcessFunction(KeyedProcessFunction):
         elif state.timer != timestamp:
             return  # an older timer of this key (a newer one is pending)
         state.timer = None
-        yield from self._advance(key, state, ctx)
+        self._advance(key, state, ctx, out)
 
     # -- per key -----------------------------------------------------------------------------
 
     def _wake(self, key: Hashable) -> _Key:
         """The bookkeeping of a key that had nothing in flight (not yet in ``_keys``)."""
-        if key in self._idle:  # its actor stayed on the loop, and its queue is empty
-            del self._idle[key]
-            return _Key(0, 0, alive=True)
+        state = self._idle.pop(key, None)
+        if state is not None:  # its actor stayed on the loop, and its queue is empty
+            return state
         head, tail = self._queue.value() or (0, 0)
         return _Key(head, tail)
 
@@ -300,13 +307,14 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._keys.pop(key, None)
         if not state.alive:
             return
+        state.delay = 0  # kept as it is otherwise: no input in flight, positions go on
         idle = self._idle
-        idle[key] = None
+        idle[key] = state
         if len(idle) > self._idle_capacity:
             oldest, _ = idle.popitem(last=False)
             self._host.forget(oldest)
 
-    def _commit_inline(self, key: Hashable, state: _Key) -> Iterator[Any]:
+    def _commit_inline(self, key: Hashable, state: _Key, out: list[Any]) -> None:
         """The input ran to its end inside this call: only its snapshot goes to keyed state
         (its calls would be cleared with it, and it was never queued)."""
         outbox = state.outbox
@@ -320,16 +328,14 @@ class AgentProcessFunction(KeyedProcessFunction):
         if error is not None:
             self._failed(key, state, error)
             return
-        emit = self._emit
-        for output in outputs or ():
-            yield output if emit is None else emit(key, output)
+        self._emit_outputs(key, outputs, out)
 
-    def _advance(self, key: Hashable, state: _Key, ctx: Any) -> Iterator[Any]:
+    def _advance(self, key: Hashable, state: _Key, ctx: Any, out: list[Any]) -> None:
         """Apply what the key's run wrote, start its next input, and make sure Flink calls
         again while anything is in flight."""
         progressed = bool(state.outbox)
         if progressed:
-            yield from self._apply(key, state)
+            self._apply(key, state, out)
         if state.sent < state.tail and state.sent - state.head < self._window:
             self._send_waiting(key, state)
             progressed = True
@@ -346,11 +352,11 @@ class AgentProcessFunction(KeyedProcessFunction):
             state.timer = now + state.delay
             ctx.timer_service().register_processing_time_timer(state.timer)
 
-    def _finish_key(self, key: Hashable, ctx: Any) -> Iterator[Any]:
+    def _finish_key(self, key: Hashable, ctx: Any, out: list[Any]) -> None:
         """End of a bounded input: wait until every input of the key is committed."""
         state = self._activate(key, ctx, watch_end=False)
         while True:
-            yield from self._apply(key, state)
+            self._apply(key, state, out)
             self._send_waiting(key, state)
             if state.head >= state.tail:
                 break
@@ -377,7 +383,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         state.alive = True
         self._host.start(key, seq, value, calls, snapshot, load, state.outbox)
 
-    def _apply(self, key: Hashable, state: _Key) -> Iterator[Any]:
+    def _apply(self, key: Hashable, state: _Key, out: list[Any]) -> None:
         outbox = state.outbox
         while outbox:
             entry = outbox.popleft()
@@ -391,11 +397,16 @@ class AgentProcessFunction(KeyedProcessFunction):
                 for slot in [slot for slot in self._calls if slot >= entry[1]]:
                     self._calls.remove(slot)
             else:  # "done": the run committed (or failed for good)
-                yield from self._done(key, state, entry[1], entry[2])
+                self._done(key, state, entry[1], entry[2], out)
 
     def _done(
-        self, key: Hashable, state: _Key, outputs: list[Any] | None, error: BaseException | None
-    ) -> Iterator[Any]:
+        self,
+        key: Hashable,
+        state: _Key,
+        outputs: list[Any] | None,
+        error: BaseException | None,
+        out: list[Any],
+    ) -> None:
         self._pending.remove(state.head)
         state.head += 1
         if state.head >= state.tail:
@@ -409,9 +420,16 @@ class AgentProcessFunction(KeyedProcessFunction):
         if error is not None:
             self._failed(key, state, error)
             return
+        self._emit_outputs(key, outputs, out)
+
+    def _emit_outputs(self, key: Hashable, outputs: list[Any] | None, out: list[Any]) -> None:
+        if not outputs:
+            return
         emit = self._emit
-        for output in outputs or ():
-            yield output if emit is None else emit(key, output)
+        if emit is None:
+            out.extend(outputs)
+        else:
+            out.extend(emit(key, output) for output in outputs)
 
     def _failed(self, key: Hashable, state: _Key, error: BaseException) -> None:
         if isinstance(error, RuntimeClosedError):

@@ -229,12 +229,12 @@ class LoopHost:
         """Do ``work`` on this thread, as a callback of the parked loop would run: in the
         system's context, with the loop as the running loop (actions may ask for it), then give
         the loop the turns its new callbacks need."""
-        loop = self.loop
-        asyncio._set_running_loop(loop)  # for loop implementations, as this is one
+        previous = asyncio._get_running_loop()
+        asyncio._set_running_loop(self.loop)  # for loop implementations, as this is one
         try:
             self.system.callback_context.run(work)
         finally:
-            asyncio._set_running_loop(None)
+            asyncio._set_running_loop(previous)
         self._turn_until_idle()
 
     def _turn_until_idle(self) -> None:
