@@ -333,10 +333,14 @@ class AgentProcessFunction(KeyedProcessFunction):
     def _advance(self, key: Hashable, state: _Key, ctx: Any, out: list[Any]) -> None:
         """Apply what the key's run wrote, start its next input, and make sure Flink calls
         again while anything is in flight."""
-        progressed = bool(state.outbox)
-        if progressed:
-            self._apply(key, state, out)
-        if state.sent < state.tail and state.sent - state.head < self._window:
+        progressed = False
+        while True:
+            if state.outbox:
+                self._apply(key, state, out)
+                progressed = True
+            if not (state.sent < state.tail and state.sent - state.head < self._window):
+                break
+            # A parked loop runs what it is sent right here: apply that before going on.
             self._send_waiting(key, state)
             progressed = True
         if state.head >= state.tail:
