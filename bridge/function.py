@@ -235,17 +235,17 @@ class AgentProcessFunction(KeyedProcessFunction):
     # less than a chain of generators on the path every record takes.
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> list[Any]:
-        out: list[Any] = []
-        try:
-            self._accept(ctx.get_current_key(), value, ctx, out)
-        finally:
-            self._host.hand_off()
-        return out
+        return self._call(self._accept, ctx.get_current_key(), value, ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> list[Any]:
+        return self._call(self._timer, ctx.get_current_key(), timestamp, ctx)
+
+    def _call(self, step: Callable[..., None], key: Hashable, arg: Any, ctx: Any) -> list[Any]:
+        """Run one Flink callback's ``step``; when it ends, the loop thread takes over the
+        loop if inputs are still in flight."""
         out: list[Any] = []
         try:
-            self._timer(ctx.get_current_key(), timestamp, ctx, out)
+            step(key, arg, ctx, out)
         finally:
             self._host.hand_off()
         return out
