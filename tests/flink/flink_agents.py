@@ -89,6 +89,17 @@ class ChargeAgent(Agent):
         ctx.send_event(OutputEvent(output=(spec["n"], receipt, total)))
 
 
+class TallyAgent(Agent):
+    """A sync action: a short-term running total per key, output with each input."""
+
+    @action(InputEvent)
+    @staticmethod
+    def tally(event: InputEvent, ctx: RunnerContext) -> None:
+        total = (ctx.short_term_memory.get("total") or 0) + event.input
+        ctx.short_term_memory.set("total", total)
+        ctx.send_event(OutputEvent(output=(event.input, total)))
+
+
 def fail_once(marker: str, fail_at: int, n: int) -> int:
     """Raises the first time it sees ``fail_at`` (a marker file remembers it)."""
     if n == fail_at and not Path(marker).exists():

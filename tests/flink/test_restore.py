@@ -1,7 +1,12 @@
-"""Restore from a checkpoint: a job over a FLIP-27 source fails once on purpose, mid-stream,
-while a run whose durable call is journaled (and checkpointed) is still going. After the restart
-the outputs and short-term memory equal a run without failure, and that call is not executed
-again."""
+"""Restore from a checkpoint: a job over a FLIP-27 source fails once on purpose, mid-stream.
+
+* While a run whose durable call is journaled (and checkpointed) is still going: after the
+  restart the outputs and short-term memory equal a run without failure, and that call is not
+  executed again.
+* With sync runs only, which commit inside ``process_element`` and keep their actors on the
+  loop between inputs: the restored attempt starts from the checkpointed memory, not from what
+  the failed attempt's actors held.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import stream_env
-from flink_agents import ChargeAgent, fail_once
+from flink_agents import ChargeAgent, TallyAgent, fail_once
 
 from flink_agents_async import AgentsExecutionEnvironment
 
@@ -40,12 +45,8 @@ def _expected() -> set[tuple[int, str, int]]:
     return expected
 
 
-def test_a_restored_job_replays_journaled_calls_and_loses_nothing(tmp_path: Path) -> None:
-    from pyflink.common import Types, WatermarkStrategy
-    from pyflink.datastream.connectors.number_seq import NumberSequenceSource
-
-    marker, effects = str(tmp_path / "failed-once"), str(tmp_path / "effects.txt")
-    env = stream_env(
+def _failing_once_env() -> Any:
+    return stream_env(
         parallelism=1,
         **{
             "execution.checkpointing.interval": "500 ms",
@@ -54,9 +55,23 @@ def test_a_restored_job_replays_journaled_calls_and_loses_nothing(tmp_path: Path
             "restart-strategy.fixed-delay.delay": "200 ms",
         },
     )
-    numbers = env.from_source(
+
+
+def _numbers(env: Any) -> Any:
+    from pyflink.common import WatermarkStrategy
+    from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+
+    return env.from_source(
         NumberSequenceSource(0, RECORDS - 1), WatermarkStrategy.no_watermarks(), "numbers"
     )
+
+
+def test_a_restored_job_replays_journaled_calls_and_loses_nothing(tmp_path: Path) -> None:
+    from pyflink.common import Types
+
+    marker, effects = str(tmp_path / "failed-once"), str(tmp_path / "effects.txt")
+    env = _failing_once_env()
+    numbers = _numbers(env)
     specs = numbers.map(lambda n, m=marker: _slowly(m, n), Types.LONG()).map(
         lambda n, e=effects: _spec(e, n), Types.PICKLED_BYTE_ARRAY()
     )
@@ -77,3 +92,22 @@ def test_a_restored_job_replays_journaled_calls_and_loses_nothing(tmp_path: Path
     queued = [str(n) for n in range(PAUSE_AT + KEYS, FAIL_AT, KEYS)]
     assert [executions.count(n) for n in queued] == [1] * len(queued)
     assert set(executions) == {str(n) for n in range(RECORDS)}
+
+
+def test_a_restored_job_of_sync_runs_starts_from_the_checkpointed_memory(tmp_path: Path) -> None:
+    from pyflink.common import Types
+
+    marker = str(tmp_path / "failed-once")
+    env = _failing_once_env()
+    numbers = _numbers(env).map(lambda n, m=marker: _slowly(m, n), Types.LONG())
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    outputs = (
+        agents_env.from_datastream(numbers, key_selector=lambda n: n % KEYS)
+        .apply(TallyAgent())
+        .to_datastream()
+    )
+    got = list(outputs.execute_and_collect())
+
+    assert Path(marker).exists(), "the job was meant to fail once"
+    expected = {(n, total) for n, _, total in _expected()}
+    assert len(got) == RECORDS and set(got) == expected
