@@ -34,8 +34,9 @@ from .settings import apply_defaults, check_importable
 
 __all__ = ["FlinkAgentBuilder", "FlinkExecutionEnvironment", "FlinkJobError", "flink_conf_file"]
 
-# Keyword arguments that mean nothing on Flink (state lives in keyed state there).
-_LOCAL_ONLY = {"journal_dir", "durability", "mailbox_capacity"}
+# Keyword arguments that mean nothing on Flink: the journal lives in keyed state there.
+# (mailbox_capacity does: how many inputs of a key the event loop holds at a time.)
+_LOCAL_ONLY = {"journal_dir", "durability"}
 
 
 class FlinkJobError(ExecutionError):

@@ -70,6 +70,7 @@ from flink_agents_async.config import (
     ConfigOption,
     Configuration,
     ShortTermMemoryOptions,
+    at_least,
 )
 from flink_agents_async.errors import RuntimeClosedError
 
@@ -170,12 +171,11 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._plan = plan
         self._config = config
         self._emit = emit
-        self._min_delay = max(1, config.get(BridgeOptions.POLL_MIN_INTERVAL_MS) or 1)
-        self._max_delay = max(
-            self._min_delay, config.get(BridgeOptions.POLL_MAX_INTERVAL_MS) or 100
-        )
-        self._idle_capacity = max(0, config.get(BridgeOptions.IDLE_ACTORS) or 0)
-        self._window = max(1, config.get(AgentExecutionOptions.MAILBOX_CAPACITY) or 1)
+        # Checked here, in the client, so that a bad value stops the job before it starts.
+        self._min_delay = at_least(config, BridgeOptions.POLL_MIN_INTERVAL_MS, 1)
+        self._max_delay = at_least(config, BridgeOptions.POLL_MAX_INTERVAL_MS, self._min_delay)
+        self._idle_capacity = at_least(config, BridgeOptions.IDLE_ACTORS, 0)
+        self._window = at_least(config, AgentExecutionOptions.MAILBOX_CAPACITY, 1)
         self._keys: dict[Hashable, _Key] = {}
         self._idle: OrderedDict[Hashable, _Key] = OrderedDict()  # oldest first
         self._next_seq = 0

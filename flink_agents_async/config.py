@@ -23,6 +23,7 @@ __all__ = [
     "ReadableConfiguration",
     "ShortTermMemoryOptions",
     "WritableConfiguration",
+    "at_least",
     "load_agent_config_file",
 ]
 
@@ -164,6 +165,17 @@ class Configuration(ReadableConfiguration, WritableConfiguration):
 
     def __repr__(self) -> str:
         return f"Configuration({self._data!r})"
+
+
+def at_least(config: ReadableConfiguration, option: ConfigOption[int], minimum: int) -> int:
+    """The value of a numeric ``option``, refused with a ``ConfigurationError`` naming the key
+    when it is below ``minimum``."""
+    value = config.get(option)
+    if value is None or value < minimum:
+        raise ConfigurationError(
+            f"configuration key {option.key!r} must be at least {minimum}, got {value}"
+        )
+    return value
 
 
 def _flatten(section: Mapping[str, Any], prefix: str, into: dict[str, Any], source: Path) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
-from ..config import AgentExecutionOptions, Configuration, ShortTermMemoryOptions
+from ..config import AgentExecutionOptions, Configuration, ShortTermMemoryOptions, at_least
 from ..durable import CallRecorder
 from ..errors import ActionFailedError, ConfigurationError, JournalError, RuntimeClosedError
 from ..events import OutputEvent
@@ -69,15 +69,6 @@ def _memory_ttl(config: Configuration) -> tuple[float | None, bool]:
     return (milliseconds / 1000 if milliseconds else None), update == "ON_READ_AND_WRITE"
 
 
-def _positive(config: Configuration, option: Any) -> int:
-    value = config.get(option)
-    if value is None or value < 1:
-        raise ConfigurationError(
-            f"configuration key {option.key!r} must be at least 1, got {value}"
-        )
-    return value
-
-
 class ActorSystem:
     """All actors of one applied agent in one runtime. Create it inside the running loop."""
 
@@ -92,11 +83,11 @@ class ActorSystem:
         self.metrics = BuiltinMetrics([spec.name for spec in plan.actions])
         self.resources = ResourceCache(dict(plan.resources), self.metrics.agent)
         self.thread_limiter = anyio.CapacityLimiter(
-            _positive(config, AgentExecutionOptions.NUM_ASYNC_THREADS)
+            at_least(config, AgentExecutionOptions.NUM_ASYNC_THREADS, 1)
         )
         journal.thread_limiter = self.thread_limiter
-        self.mailbox_capacity = _positive(config, AgentExecutionOptions.MAILBOX_CAPACITY)
-        self.max_events_per_run = _positive(config, AgentExecutionOptions.MAX_EVENTS_PER_RUN)
+        self.mailbox_capacity = at_least(config, AgentExecutionOptions.MAILBOX_CAPACITY, 1)
+        self.max_events_per_run = at_least(config, AgentExecutionOptions.MAX_EVENTS_PER_RUN, 1)
         self.error_strategy = _error_strategy(config)
         self.max_retries = max(0, config.get(AgentExecutionOptions.MAX_RETRIES) or 0)
         self.actors: dict[Hashable, Actor] = {}

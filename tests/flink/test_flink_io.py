@@ -139,6 +139,25 @@ def test_unknown_and_local_only_keywords_are_refused() -> None:
         AgentsExecutionEnvironment.get_execution_environment(stream_env(), journal_dir="/tmp/x")
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "minimum"),
+    [
+        ("bridge.idle-actors", -5, 0),
+        ("bridge.poll.min-interval-ms", 0, 1),
+        ("bridge.poll.max-interval-ms", 0, 1),
+        ("mailbox-capacity", 0, 1),
+    ],
+)
+def test_bridge_options_out_of_range_are_refused_before_the_job(
+    key: str, value: int, minimum: int
+) -> None:
+    env = stream_env()
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env, config={key: value})
+    builder = agents_env.from_datastream(env.from_collection([1, 2]), key_selector=lambda n: n)
+    with pytest.raises(ConfigurationError, match=f"'{key}' must be at least {minimum}, got"):
+        builder.apply(TagAgent()).to_datastream()
+
+
 def test_config_comes_from_flink_conf_dir(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "config.yaml").write_text(
         "parallelism.default: 1\nagent:\n  max-retries: 7\n  chat:\n    model: tiny\n"
