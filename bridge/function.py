@@ -259,10 +259,10 @@ class AgentProcessFunction(KeyedProcessFunction):
                 # right here, and unless it outlives this call keyed state never holds it.
                 self._send(key, state, value)
                 if state.settled:
-                    self._commit_inline(key, state, out)
+                    self._apply(key, state, out, queued=False)
+                    self._rest(key, state)
                     return
-            self._keys[key] = state
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+            self._watch(key, state, ctx)
         self._pending.put(state.tail, value)
         state.tail += 1
         self._queue.update((state.head, state.tail))
@@ -296,9 +296,15 @@ class AgentProcessFunction(KeyedProcessFunction):
     def _activate(self, key: Hashable, ctx: Any, watch_end: bool = True) -> _Key:
         state = self._keys.get(key)
         if state is None:
-            state = self._keys[key] = self._wake(key)
-            if watch_end:  # not while ending: past the final watermark it would fire at once
-                ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+            state = self._watch(key, self._wake(key), ctx, watch_end)
+        return state
+
+    def _watch(self, key: Hashable, state: _Key, ctx: Any, watch_end: bool = True) -> _Key:
+        """From now on the key has inputs in flight: keep its bookkeeping, and have Flink call
+        at the end of a bounded input."""
+        self._keys[key] = state
+        if watch_end:  # not while ending: past the final watermark it would fire at once
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         return state
 
     def _rest(self, key: Hashable, state: _Key) -> None:
@@ -313,22 +319,6 @@ class AgentProcessFunction(KeyedProcessFunction):
         if len(idle) > self._idle_capacity:
             oldest, _ = idle.popitem(last=False)
             self._host.forget(oldest)
-
-    def _commit_inline(self, key: Hashable, state: _Key, out: list[Any]) -> None:
-        """The input ran to its end inside this call: only its snapshot goes to keyed state
-        (its calls would be cleared with it, and it was never queued)."""
-        outbox = state.outbox
-        _, outputs, error = outbox.pop()
-        for entry in outbox:
-            if entry[0] == "snapshot":
-                self._snapshot.update(entry[1])  # a run commits once: at most one
-        outbox.clear()
-        self._rest(key, state)
-        self._metrics.sync()
-        if error is not None:
-            self._failed(key, state, error)
-            return
-        self._emit_outputs(key, outputs, out)
 
     def _advance(self, key: Hashable, state: _Key, ctx: Any, out: list[Any]) -> None:
         """Apply what the key's run wrote, start its next input, and make sure Flink calls
@@ -387,21 +377,26 @@ class AgentProcessFunction(KeyedProcessFunction):
         state.alive = True
         self._host.start(key, seq, value, calls, snapshot, load, state.outbox)
 
-    def _apply(self, key: Hashable, state: _Key, out: list[Any]) -> None:
+    def _apply(self, key: Hashable, state: _Key, out: list[Any], queued: bool = True) -> None:
+        """Write what the key's runs produced to keyed state, in order. ``queued=False``: the
+        one input handed over ran to its end within this call, so it was never queued and its
+        durable calls need no keeping for a restore."""
         outbox = state.outbox
         while outbox:
             entry = outbox.popleft()
             kind = entry[0]
-            if kind == "call":
+            if kind == "snapshot":
+                self._snapshot.update(entry[1])
+            elif kind == "done":  # the run committed (or failed for good)
+                self._done(key, state, entry[1], entry[2], out, queued)
+            elif not queued:
+                continue
+            elif kind == "call":
                 self._calls.put(entry[1], entry[2])
                 state.wrote_calls = True
-            elif kind == "snapshot":
-                self._snapshot.update(entry[1])
-            elif kind == "discard":
+            else:  # "discard"
                 for slot in [slot for slot in self._calls if slot >= entry[1]]:
                     self._calls.remove(slot)
-            else:  # "done": the run committed (or failed for good)
-                self._done(key, state, entry[1], entry[2], out)
 
     def _done(
         self,
@@ -410,16 +405,20 @@ class AgentProcessFunction(KeyedProcessFunction):
         outputs: list[Any] | None,
         error: BaseException | None,
         out: list[Any],
+        queued: bool,
     ) -> None:
-        self._pending.remove(state.head)
-        state.head += 1
-        if state.head >= state.tail:
-            self._queue.clear()
-        else:
-            self._queue.update((state.head, state.tail))
-        if state.wrote_calls:
-            self._calls.clear()
-            state.wrote_calls = False
+        if queued:
+            self._pending.remove(state.head)
+            state.head += 1
+            if state.head >= state.tail:
+                self._queue.clear()
+            else:
+                self._queue.update((state.head, state.tail))
+            if state.wrote_calls:
+                self._calls.clear()
+                state.wrote_calls = False
+        else:  # it took the next position without being stored there, and left it
+            state.head = state.tail = state.sent
         self._metrics.sync()
         if error is not None:
             self._failed(key, state, error)

@@ -89,6 +89,19 @@ class ChargeAgent(Agent):
         ctx.send_event(OutputEvent(output=(spec["n"], receipt, total)))
 
 
+class SometimesSlowAgent(Agent):
+    """Inputs ``(name, wait_s)``: the run awaits ``wait_s`` seconds when it is not 0, else it
+    ends without awaiting anything."""
+
+    @action(InputEvent)
+    @staticmethod
+    async def answer(event: InputEvent, ctx: RunnerContext) -> None:
+        name, wait_s = event.input
+        if wait_s:
+            await asyncio.sleep(wait_s)
+        ctx.send_event(OutputEvent(output=name))
+
+
 class TallyAgent(Agent):
     """A sync action: a short-term running total per key, output with each input."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import stream_env
-from flink_agents import BrokenAgent, RendezvousAgent, RowAgent, TagAgent
+from flink_agents import BrokenAgent, RendezvousAgent, RowAgent, SometimesSlowAgent, TagAgent
 
 from bridge.environment import FlinkJobError
 from flink_agents_async import (
@@ -80,6 +80,24 @@ def test_runs_of_different_keys_await_concurrently() -> None:
         .to_datastream()
     )
     assert sorted(outputs.execute_and_collect()) == list(range(keys))
+
+
+@pytest.mark.timeout(120)
+def test_a_key_whose_runs_ended_inline_takes_inputs_while_other_keys_await() -> None:
+
+    # "a1" ends inside process_element; "b" then awaits, so the loop thread drives the loop
+    # while "a2" and "a3" reach key "a", whose actor stayed on the loop from "a1".
+    inputs = [("a1", 0), ("b", 0.5), ("a2", 0), ("a3", 0)]
+    env = stream_env(parallelism=1)
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    outputs = (
+        agents_env.from_datastream(env.from_collection(inputs), key_selector=lambda i: i[0][0])
+        .apply(SometimesSlowAgent())
+        .to_datastream(with_key=True)
+    )
+    got = list(outputs.execute_and_collect())
+    assert [output for key, output in got if key == "a"] == ["a1", "a2", "a3"]
+    assert [output for key, output in got if key == "b"] == ["b"]
 
 
 async def test_a_failing_run_fails_the_job_with_an_execution_error() -> None:
