@@ -167,11 +167,7 @@ class LoopHost:
     ) -> None:
         """Run ``value`` as input ``seq`` of ``key``. With ``load``, first bring the actor back
         from ``snapshot`` (None: the key has no committed state yet)."""
-        if self._running:
-            self._send(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
-            return
-        # Parked, and only this thread could change that: run it here, without the lock.
-        self._run_here(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
+        self._send(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
 
     def forget(self, key: Hashable) -> None:
         """``key`` is idle and leaves memory (its state is in keyed state)."""
@@ -214,6 +210,8 @@ class LoopHost:
             self.loop.close()
 
     def _send(self, work: Callable[[], None]) -> None:
+        """Have ``work`` done on the loop: right here while the loop is parked, else by the
+        loop thread, after the work sent before it."""
         with self._turn:
             if self._running:
                 self._inbox.append(work)
@@ -325,13 +323,11 @@ class LoopHost:
         system.deliver(key, value, seq, partial(self._finished, seq, key_bytes, outbox), calls)
 
     def _restore(self, key: Hashable, snapshot: bytes | None) -> None:
-        system = self.system
-        if snapshot is None:
-            system.actor(key)  # a new key: memory is made when first used
-            return
-        key_bytes = system.journal.encode_key(key)
-        memory, stamps, runs = system.journal.decode_snapshot(key_bytes, snapshot)
-        system.restore_actor(key, system.new_memory(memory, stamps), runs)
+        journal = self.system.journal
+        kept = (
+            None if snapshot is None else journal.decode_snapshot(journal.encode_key(key), snapshot)
+        )
+        self.system.bring_back(key, kept)
 
     def _finished(
         self,

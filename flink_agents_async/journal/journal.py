@@ -349,18 +349,17 @@ class Journal:
                 )
             else:
                 data = self.store.read_snapshot(key_bytes)
-            if data is None:
-                return None
-            record = SnapshotRecord.unpack(key_bytes, data)
-        memory, stamps = self._memory_from(record.memory)
-        return memory, stamps, record.runs
+            return None if data is None else self.decode_snapshot(key_bytes, data)
+        return self._kept(record)
 
     def decode_snapshot(
         self, key_bytes: bytes, data: bytes
     ) -> tuple[MemoryStore, dict[str, float], int]:
-        """A key's memory, TTL stamps and run count from a packed ``SnapshotRecord`` that a
-        host kept itself (the Flink bridge keeps them in keyed state)."""
-        record = SnapshotRecord.unpack(key_bytes, data)
+        """A key's memory, TTL stamps and run count from a packed ``SnapshotRecord`` (read
+        from the store, or kept by the host itself: the Flink bridge keeps it in keyed state)."""
+        return self._kept(SnapshotRecord.unpack(key_bytes, data))
+
+    def _kept(self, record: SnapshotRecord) -> tuple[MemoryStore, dict[str, float], int]:
         memory, stamps = self._memory_from(record.memory)
         return memory, stamps, record.runs
 

@@ -60,11 +60,7 @@ class Passivation:
             restored = await system.journal.restore(system.journal.encode_key(key))
             actor = system.actors.get(key)  # created meanwhile? keep that one
             if actor is None:
-                if restored is None:
-                    actor = system.actor(key)
-                else:
-                    memory, stamps, runs = restored
-                    actor = system.restore_actor(key, system.new_memory(memory, stamps), runs)
+                actor = system.bring_back(key, restored)
             self.passivated.discard(key)
             future.set_result(actor)
             return actor

@@ -132,13 +132,19 @@ class ActorSystem:
             self.loop, {"agent": self.plan.agent_name, "mode": mode}
         )
         for key, state in recovered.keys.items():
-            memory = self.new_memory(state.memory, state.stamps)
-            self.journal.adopt(state, self.restore_actor(key, memory, state.runs))
+            actor = self.bring_back(key, (state.memory, state.stamps, state.runs))
+            self.journal.adopt(state, actor)
         return recovered
 
-    def restore_actor(self, key: Hashable, memory: MemoryStore, runs: int) -> Actor:
-        """Bring back the actor of ``key`` with its committed memory and run count."""
-        actor = self.actors[key] = Actor(key, self, memory)
+    def bring_back(
+        self, key: Hashable, kept: tuple[MemoryStore, dict[str, float], int] | None
+    ) -> Actor:
+        """The actor of ``key`` rebuilt from what a store kept of it: its committed memory,
+        the memory's TTL stamps and its run count (None: nothing committed yet)."""
+        if kept is None:
+            return self.actor(key)  # memory is made when first used
+        memory, stamps, runs = kept
+        actor = self.actors[key] = Actor(key, self, self.new_memory(memory, stamps))
         actor.runs_started = runs
         return actor
 
