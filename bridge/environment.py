@@ -20,7 +20,12 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 
 from flink_agents_async.agent import Agent, AgentPlan
-from flink_agents_async.config import KEYWORD_OPTIONS, Configuration, load_agent_config_file
+from flink_agents_async.config import (
+    KEYWORD_OPTIONS,
+    Configuration,
+    keyword_settings,
+    load_agent_config_file,
+)
 from flink_agents_async.environment import AgentBuilder, AgentsExecutionEnvironment
 from flink_agents_async.errors import (
     ConfigurationError,
@@ -179,21 +184,16 @@ class FlinkExecutionEnvironment(AgentsExecutionEnvironment):
         super().__init__()
         self.flink_env = env
         self._t_env = t_env
-        unknown = sorted(set(kwargs) - (set(KEYWORD_OPTIONS) - _LOCAL_ONLY))
-        if unknown:
-            raise TypeError(
-                f"get_execution_environment(env) got unknown keyword argument(s) {unknown}; "
-                f"valid on Flink: {sorted(set(KEYWORD_OPTIONS) - _LOCAL_ONLY)} and "
-                "config={...}"
-            )
+        settings = keyword_settings(
+            kwargs, set(KEYWORD_OPTIONS) - _LOCAL_ONLY, "get_execution_environment(env)",
+            "config={...} (journal options mean nothing on Flink)",
+        )  # fmt: skip
         conf_file = flink_conf_file()
         if conf_file is not None:
             self._config.update(load_agent_config_file(conf_file))
         if config:
             self._config.update(config)
-        self._config.update(
-            {KEYWORD_OPTIONS[name]: value for name, value in kwargs.items() if value is not None}
-        )
+        self._config.update(settings)
         self.applied_defaults = apply_defaults(env)
         self._builders: list[FlinkAgentBuilder] = []
 

@@ -7,7 +7,8 @@ YAML or set as strings are converted by the typed getters (``get_bool("false")``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -24,6 +25,7 @@ __all__ = [
     "ShortTermMemoryOptions",
     "WritableConfiguration",
     "at_least",
+    "keyword_settings",
     "load_agent_config_file",
 ]
 
@@ -276,7 +278,7 @@ class AgentConfigOptions(AgentExecutionOptions, ShortTermMemoryOptions, JournalO
 
 
 # Keyword arguments of get_execution_environment() and the configuration keys they set.
-KEYWORD_OPTIONS = {
+KEYWORD_OPTIONS: dict[str, str] = {
     "num_async_threads": AgentExecutionOptions.NUM_ASYNC_THREADS.key,
     "error_handling_strategy": AgentExecutionOptions.ERROR_HANDLING_STRATEGY.key,
     "max_retries": AgentExecutionOptions.MAX_RETRIES.key,
@@ -286,3 +288,22 @@ KEYWORD_OPTIONS = {
     "divergence": JournalOptions.DIVERGENCE.key,
     "allow_pickle": JournalOptions.ALLOW_PICKLE.key,
 }
+
+
+def keyword_settings(
+    kwargs: Mapping[str, Any], allowed: Iterable[str], where: str, besides: str
+) -> dict[str, Any]:
+    """The configuration set by keyword arguments of ``where`` (None means "not set", a path
+    becomes a string). A keyword not in ``allowed`` raises ``TypeError`` listing the valid ones
+    and ``besides`` (the call's other arguments)."""
+    valid = sorted(allowed)
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"{where} got unknown keyword argument(s) {unknown}; valid: {valid} and {besides}"
+        )
+    return {
+        KEYWORD_OPTIONS[name]: os.fspath(value) if isinstance(value, os.PathLike) else value
+        for name, value in kwargs.items()
+        if value is not None
+    }

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable
 from typing import Any
 
 from ..agent import Agent, AgentPlan
-from ..config import KEYWORD_OPTIONS, Configuration, JournalOptions
+from ..config import KEYWORD_OPTIONS, Configuration, JournalOptions, keyword_settings
 from ..environment import AgentBuilder, AgentsExecutionEnvironment
 from ..errors import ExecutionError
 from ..journal import Codec, Journal, JournalStore, MemoryJournalStore, SQLiteJournalStore
@@ -157,20 +157,15 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
     ) -> None:
         super().__init__()
         self._journal_store = journal_store
-        unknown = sorted(set(kwargs) - set(KEYWORD_OPTIONS))
-        if unknown:
-            raise TypeError(
-                f"get_execution_environment() got unknown keyword argument(s) {unknown}; valid: "
-                f"{sorted(KEYWORD_OPTIONS)}, journal_store=... and config={{...}}"
-            )
+        settings = keyword_settings(
+            kwargs,
+            KEYWORD_OPTIONS,
+            "get_execution_environment()",
+            "journal_store=..., config={...}",
+        )
         if config:
             self._config.update(config)
-        for name, value in kwargs.items():
-            if value is None:
-                continue  # None means "not set": keep the configured default
-            if name == "journal_dir":
-                value = str(value)  # a Path is welcome too
-            self._config.update({KEYWORD_OPTIONS[name]: value})
+        self._config.update(settings)
         self._builder: LocalAgentBuilder | None = None
         self._execution: asyncio.Future[None] | None = None
         self._execute_called = False
