@@ -212,15 +212,18 @@ class LoopHost:
     def _send(self, work: Callable[[], None]) -> None:
         """Have ``work`` done on the loop: right here while the loop is parked, else by the
         loop thread, after the work sent before it."""
-        with self._turn:
-            if self._running:
-                self._inbox.append(work)
-                if not self._wake_scheduled:
-                    self._wake_scheduled = True
-                    self.loop.call_soon_threadsafe(
-                        self._drain, context=self.system.callback_context
-                    )
-                return
+        # Only this thread sets ``_running`` to True, so False needs no lock to stay true; True is
+        # checked again under the lock, as the loop thread may be parking.
+        if self._running:
+            with self._turn:
+                if self._running:
+                    self._inbox.append(work)
+                    if not self._wake_scheduled:
+                        self._wake_scheduled = True
+                        self.loop.call_soon_threadsafe(
+                            self._drain, context=self.system.callback_context
+                        )
+                    return
         self._run_here(work)
 
     def _run_here(self, work: Callable[[], None]) -> None:
@@ -233,7 +236,8 @@ class LoopHost:
             self.system.callback_context.run(work)
         finally:
             asyncio._set_running_loop(previous)
-        self._turn_until_idle()
+        if _has_ready_callbacks(self.loop):  # a sync run leaves none: no turn needed
+            self._turn_until_idle()
 
     def _turn_until_idle(self) -> None:
         """Give the parked loop the turns its ready callbacks need, up to a bound (a run that

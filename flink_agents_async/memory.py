@@ -373,10 +373,11 @@ class MemoryStore:
         (expired values left out)."""
         values: dict[str, Any] = {}
         objects: dict[str, list[str]] = {}
+        ttl = self._ttl  # every commit of a snapshot-keeping host takes this path
         for path, entry in self._base.items():
-            if isinstance(entry, _ObjectNode):
+            if type(entry) is _ObjectNode:
                 objects[path] = list(entry.children)
-            elif not self._expired(path):
+            elif ttl is None or not ttl.expired(path):
                 values[path] = entry
         return values, objects
 

@@ -23,6 +23,7 @@ from flink_agents_async import (
     ToolResponseEvent,
     action,
 )
+from flink_agents_async import events as events_module
 
 
 class Step(Event):
@@ -107,6 +108,34 @@ def test_builtin_event_type_strings() -> None:
 def test_input_and_output_event_payloads() -> None:
     assert InputEvent(input={"q": 1}).input == {"q": 1}
     assert OutputEvent(output=[1, 2]).output == [1, 2]
+
+
+def test_the_runtime_input_event_is_the_event_a_user_would_build() -> None:
+    payload = {"q": [1, 2]}
+    made = events_module.new_input_event(payload)
+    built = InputEvent(id=made.id, input=payload)
+    assert type(made) is InputEvent
+    assert made == built
+    assert made.input is payload  # Any is not copied, as with the constructor
+    assert made.model_dump() == built.model_dump()
+    assert made.model_fields_set == InputEvent(input=payload).model_fields_set
+    assert InputEvent.from_json(made.model_dump_json()) == built
+    made.set_attr("seen", True)
+    assert made.attributes == {"seen": True}
+    assert events_module.new_input_event(1).attributes == {}  # each event its own dict
+    assert made.id != events_module.new_input_event(payload).id
+
+
+def test_the_runtime_input_event_falls_back_to_validation_when_assembly_differs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def assembled_without_fields_set(value: Any) -> InputEvent:
+        event = InputEvent(input=value)
+        object.__setattr__(event, "__pydantic_fields_set__", set())
+        return event
+
+    monkeypatch.setattr(events_module, "_assembled_input_event", assembled_without_fields_set)
+    assert events_module._input_event_factory() is events_module._validated_input_event
 
 
 # -- untyped events ----------------------------------------------------------------------------

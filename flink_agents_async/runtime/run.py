@@ -31,7 +31,7 @@ from ..durable import (
     make_call,
 )
 from ..errors import ActionFailedError
-from ..events import Event, InputEvent, OutputEvent, typed_event_class
+from ..events import Event, OutputEvent, new_input_event, typed_event_class
 from ..memory import MemoryObject, MemoryStore, MemoryType
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class Run:
     def start(self) -> None:
         """Route the input (the actor opened the memory transaction); may finish before
         returning."""
-        self.pending.append(InputEvent(input=self.item.value))
+        self.pending.append(new_input_event(self.item.value))
         self._pump()
 
     def cancel(self) -> None:
