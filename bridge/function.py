@@ -6,7 +6,9 @@ Per key, in Flink keyed state (so checkpoints make it exactly-once):
   ``SnapshotRecord``), rewritten by every commit; Flink state TTL drops idle keys when a
   short-term memory TTL is configured, while the core expires single values as on every host.
 * ``fa_queue`` (head, tail) and ``fa_pending`` (position -> input): the key's inputs not yet
-  committed, oldest first. This is what a checkpoint holds of inputs in flight.
+  committed, oldest first. This is what a checkpoint holds of inputs in flight. Without a
+  state TTL, ``fa_queue`` stays (empty) once a key has run, so a key without it is new and its
+  first input reads no snapshot: in ``process`` mode every read is a round trip to the JVM.
 * ``fa_calls`` (slot -> call record): the durable calls of the oldest uncommitted input,
   replayed after a restore.
 
@@ -139,16 +141,18 @@ def _unregister_host(identity: tuple[str, int], host: LoopHost) -> None:
 class _Key:
     """The Flink thread's bookkeeping of one key that has inputs in flight."""
 
-    __slots__ = ("alive", "delay", "head", "outbox", "restored", "sent", "tail", "timer",
-                 "wrote_calls")  # fmt: skip
+    __slots__ = ("alive", "delay", "head", "new", "outbox", "restored", "sent", "stored", "tail",
+                 "timer", "wrote_calls")  # fmt: skip
 
-    def __init__(self, head: int, tail: int) -> None:
+    def __init__(self, head: int, tail: int, stored: bool = True) -> None:
         self.head = head  # position of the oldest uncommitted input
         self.sent = head  # inputs before this position were handed to the loop
         self.tail = tail  # position the next input gets
         self.alive = False  # the loop holds this key's actor
         self.restored = head < tail  # inputs left by an earlier attempt: replay their calls
         self.wrote_calls = False
+        self.stored = stored  # ``fa_queue`` holds positions of this key
+        self.new = False  # nothing of the key is in keyed state: no snapshot to read back
         self.delay = 0
         self.timer: int | None = None
         self.outbox: Outbox = deque()
@@ -189,6 +193,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         ttl = self._state_ttl()
         if ttl is not None:
             snapshot.enable_time_to_live(ttl)
+        self._keep_positions = ttl is None
         self._snapshot = runtime_context.get_state(snapshot)
         self._queue = runtime_context.get_state(ValueStateDescriptor("fa_queue", pickled))
         self._pending = runtime_context.get_map_state(
@@ -266,6 +271,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._pending.put(state.tail, value)
         state.tail += 1
         self._queue.update((state.head, state.tail))
+        state.stored = True
         if state.sent == state.tail - 1 and state.sent - state.head < self._window:
             self._send(key, state, value)  # no need to read it back from keyed state
         self._advance(key, state, ctx, out)
@@ -290,8 +296,15 @@ class AgentProcessFunction(KeyedProcessFunction):
         state = self._idle.pop(key, None)
         if state is not None:  # its actor stayed on the loop, and its queue is empty
             return state
-        head, tail = self._queue.value() or (0, 0)
-        return _Key(head, tail)
+        positions = self._queue.value()
+        if positions is not None:
+            return _Key(*positions)
+        state = _Key(0, 0, stored=False)
+        # Without a state TTL, every key that ever ran keeps its positions (see ``_keep``), so
+        # one without them is new: its first input skips reading ``fa_snapshot``. In
+        # ``process`` mode each keyed-state read is a round trip to the JVM.
+        state.new = self._keep_positions
+        return state
 
     def _activate(self, key: Hashable, ctx: Any, watch_end: bool = True) -> _Key:
         state = self._keys.get(key)
@@ -369,7 +382,8 @@ class AgentProcessFunction(KeyedProcessFunction):
             calls = {slot: record for slot, record in self._calls.items()} or None
             state.restored = False
             state.wrote_calls = calls is not None
-        snapshot = None if state.alive else self._snapshot.value()
+        snapshot = None if state.alive or state.new else self._snapshot.value()
+        state.new = False
         seq = self._next_seq
         self._next_seq += 1
         state.sent += 1
@@ -411,7 +425,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             self._pending.remove(state.head)
             state.head += 1
             if state.head >= state.tail:
-                self._queue.clear()
+                self._keep(state)
             else:
                 self._queue.update((state.head, state.tail))
             if state.wrote_calls:
@@ -419,11 +433,22 @@ class AgentProcessFunction(KeyedProcessFunction):
                 state.wrote_calls = False
         else:  # it took the next position without being stored there, and left it
             state.head = state.tail = state.sent
+            if not state.stored:
+                self._keep(state)
         self._metrics.sync()
         if error is not None:
             self._failed(key, state, error)
             return
         self._emit_outputs(key, outputs, out)
+
+    def _keep(self, state: _Key) -> None:
+        """The key's queue is empty: keep its positions (a key without them is new), unless
+        a state TTL may drop its snapshot while they stay, for every key ever seen."""
+        if self._keep_positions:
+            self._queue.update((state.head, state.tail))
+            state.stored = True
+        else:
+            self._queue.clear()
 
     def _emit_outputs(self, key: Hashable, outputs: list[Any] | None, out: list[Any]) -> None:
         if not outputs:

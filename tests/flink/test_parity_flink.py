@@ -43,8 +43,11 @@ def _run_on_flink(mode: str, extra: dict[str, Any]) -> dict[str, list[tuple[Any,
         ("process", {}),
         # No idle actor stays on the loop: every key comes back from its keyed-state snapshot.
         ("thread", {"bridge.idle-actors": 0}),
+        # With a state TTL (long enough not to expire anything here) keyed state keeps no
+        # positions of idle keys, so every key reads its snapshot back, new ones too.
+        ("thread", {"bridge.idle-actors": 0, "short-term-memory.state-ttl.ms": 3_600_000}),
     ],
-    ids=["thread", "process", "thread-no-idle-actors"],
+    ids=["thread", "process", "thread-no-idle-actors", "thread-no-idle-actors-state-ttl"],
 )
 def test_every_case_gives_the_same_outputs_on_both_hosts(mode: str, extra: dict[str, Any]) -> None:
     flink = _run_on_flink(mode, extra)
