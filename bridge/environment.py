@@ -30,7 +30,6 @@ from flink_agents_async.environment import AgentBuilder, AgentsExecutionEnvironm
 from flink_agents_async.errors import (
     ConfigurationError,
     ExecutionError,
-    FlinkAgentsAsyncError,
     InputError,
 )
 
@@ -54,9 +53,8 @@ class FlinkJobError(ExecutionError):
     """
 
     def __init__(self, job_name: str, reason: str) -> None:
-        self.failures = []
         self.job_name = job_name
-        FlinkAgentsAsyncError.__init__(self, f"the Flink job {job_name!r} failed: {reason}")
+        super().__init__([], f"the Flink job {job_name!r} failed: {reason}")
 
 
 # How a Python exception raised in a Flink worker shows in the Java exception text.

@@ -151,7 +151,7 @@ class _Key:
         self.alive = False  # the loop holds this key's actor
         self.restored = head < tail  # inputs left by an earlier attempt: replay their calls
         self.wrote_calls = False
-        self.stored = stored  # ``fa_queue`` holds positions of this key
+        self.stored = stored  # ``fa_queue`` is as ``_save_positions`` keeps it for this key
         self.new = False  # nothing of the key is in keyed state: no snapshot to read back
         self.delay = 0
         self.timer: int | None = None
@@ -270,8 +270,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             self._watch(key, state, ctx)
         self._pending.put(state.tail, value)
         state.tail += 1
-        self._queue.update((state.head, state.tail))
-        state.stored = True
+        self._save_positions(state)
         if state.sent == state.tail - 1 and state.sent - state.head < self._window:
             self._send(key, state, value)  # no need to read it back from keyed state
         self._advance(key, state, ctx, out)
@@ -299,11 +298,11 @@ class AgentProcessFunction(KeyedProcessFunction):
         positions = self._queue.value()
         if positions is not None:
             return _Key(*positions)
-        state = _Key(0, 0, stored=False)
-        # Without a state TTL, every key that ever ran keeps its positions (see ``_keep``), so
-        # one without them is new: its first input skips reading ``fa_snapshot``. In
-        # ``process`` mode each keyed-state read is a round trip to the JVM.
-        state.new = self._keep_positions
+        # Without a state TTL, every key that ever ran keeps its positions (see
+        # ``_save_positions``), so one without them is new: its first input skips reading
+        # ``fa_snapshot``. In ``process`` mode each keyed-state read is a round trip to the JVM.
+        state = _Key(0, 0, stored=not self._keep_positions)
+        state.new = not state.stored
         return state
 
     def _activate(self, key: Hashable, ctx: Any, watch_end: bool = True) -> _Key:
@@ -424,31 +423,29 @@ class AgentProcessFunction(KeyedProcessFunction):
         if queued:
             self._pending.remove(state.head)
             state.head += 1
-            if state.head >= state.tail:
-                self._keep(state)
-            else:
-                self._queue.update((state.head, state.tail))
+            self._save_positions(state)
             if state.wrote_calls:
                 self._calls.clear()
                 state.wrote_calls = False
         else:  # it took the next position without being stored there, and left it
             state.head = state.tail = state.sent
-            if not state.stored:
-                self._keep(state)
+            if not state.stored:  # a new key's first run: from now on it has state
+                self._save_positions(state)
         self._metrics.sync()
         if error is not None:
             self._failed(key, state, error)
             return
         self._emit_outputs(key, outputs, out)
 
-    def _keep(self, state: _Key) -> None:
-        """The key's queue is empty: keep its positions (a key without them is new), unless
-        a state TTL may drop its snapshot while they stay, for every key ever seen."""
-        if self._keep_positions:
+    def _save_positions(self, state: _Key) -> None:
+        """Write the key's queue positions to ``fa_queue``. An empty queue keeps them too (a
+        key without them is new), unless a state TTL may drop the key's snapshot: positions
+        would then stay for every key ever seen, which the TTL is there to prevent."""
+        if state.head < state.tail or self._keep_positions:
             self._queue.update((state.head, state.tail))
-            state.stored = True
         else:
             self._queue.clear()
+        state.stored = True
 
     def _emit_outputs(self, key: Hashable, outputs: list[Any] | None, out: list[Any]) -> None:
         if not outputs:

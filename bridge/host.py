@@ -212,9 +212,9 @@ class LoopHost:
     def _send(self, work: Callable[[], None]) -> None:
         """Have ``work`` done on the loop: right here while the loop is parked, else by the
         loop thread, after the work sent before it."""
-        # Only this thread sets ``_running`` to True, so False needs no lock to stay true; True is
-        # checked again under the lock, as the loop thread may be parking.
-        if self._running:
+        # A parked answer holds without the lock (see ``parked``); a running one is checked
+        # again under it, as the loop thread may be parking.
+        if not self.parked:
             with self._turn:
                 if self._running:
                     self._inbox.append(work)

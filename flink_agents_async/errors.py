@@ -65,11 +65,15 @@ class ExecutionError(FlinkAgentsAsyncError):
     ``__cause__`` so that its traceback is printed.
     """
 
-    def __init__(self, failures: Sequence[ActionFailedError]) -> None:
+    def __init__(self, failures: Sequence[ActionFailedError], message: str | None = None) -> None:
+        """``message`` replaces the list of failures as the text (for hosts that only have a
+        report of them, such as a failed Flink job)."""
         self.failures = list(failures)
-        lines = [f"{len(self.failures)} run(s) failed:"]
-        lines += [f"  - {failure}" for failure in self.failures]
-        super().__init__("\n".join(lines))
+        if message is None:
+            lines = [f"{len(self.failures)} run(s) failed:"]
+            lines += [f"  - {failure}" for failure in self.failures]
+            message = "\n".join(lines)
+        super().__init__(message)
         if self.failures:
             self.__cause__ = self.failures[0]
 
