@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Callable, Coroutine, Hashable
 from pathlib import Path
 from typing import Any
@@ -57,16 +58,20 @@ class FlinkJobError(ExecutionError):
         super().__init__([], f"the Flink job {job_name!r} failed: {reason}")
 
 
-# How a Python exception raised in a Flink worker shows in the Java exception text.
-_RUN_FAILURE_MARK = "ActionFailedError'>: "
+# How an error of this package raised in a Flink worker shows in the Java exception text:
+# "<class 'flink_agents_async.errors.X'>: message" in thread mode, a traceback's last line
+# "flink_agents_async.errors.X: message" in process mode.
+_WORKER_ERROR = re.compile(r"(?:<class ')?flink_agents_async\.errors\.(\w+)(?:'>)?: (.+)")
 
 
 def _failure_reason(error: BaseException) -> str:
-    """The failed run's own message if the Java text holds one, else the text's first line."""
+    """The message of the first error of this package in the Java text (a failed run's names
+    its key, action and cause), else the text's first line."""
     text = str(error)
-    start = text.find(_RUN_FAILURE_MARK)
-    if start >= 0:
-        return text[start + len(_RUN_FAILURE_MARK) :].splitlines()[0].strip()
+    found = _WORKER_ERROR.search(text)
+    if found is not None:
+        name, message = found.group(1), found.group(2).strip()
+        return message if name == "ActionFailedError" else f"{name}: {message}"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
 
@@ -86,9 +91,12 @@ def flink_conf_file() -> Path | None:
 class FlinkAgentBuilder(AgentBuilder):
     """An agent applied to a keyed DataStream; its outputs as a DataStream or a Table."""
 
-    def __init__(self, env: FlinkExecutionEnvironment, keyed: KeyedStream) -> None:
+    def __init__(
+        self, env: FlinkExecutionEnvironment, keyed: KeyedStream, key_selector: Any = None
+    ) -> None:
         self._env = env
         self._keyed = keyed
+        self._key_selector = key_selector  # the one that keyed the stream, when we keyed it
         self._plan: AgentPlan | None = None
         self._outputs: dict[tuple[str, bool], DataStream] = {}  # by (output type, with_key)
 
@@ -117,7 +125,9 @@ class FlinkAgentBuilder(AgentBuilder):
             emit: Callable[[Hashable, Any], Any] | None = _with_key if with_key else None
             if output_type is not None and _is_row_type(output_type):
                 emit = _RowConverter(output_type)
-            function = AgentProcessFunction(self._plan, self._env.get_config().copy(), emit)
+            function = AgentProcessFunction(
+                self._plan, self._env.get_config().copy(), emit, self._key_selector
+            )
             stream = self._keyed.process(
                 function, output_type=output_type or Types.PICKLED_BYTE_ARRAY()
             ).name(f"agent {self._plan.agent_name}")
@@ -204,7 +214,12 @@ class FlinkExecutionEnvironment(AgentsExecutionEnvironment):
 
     def from_datastream(self, input: Any, key_selector: Any = None) -> FlinkAgentBuilder:
         """Inputs from a DataStream: a ``KeyedStream`` is used as keyed; any other stream needs
-        ``key_selector`` (a ``KeySelector`` or a function of the element)."""
+        ``key_selector`` (a ``KeySelector`` or a function of the element).
+
+        As Flink requires of every key selector, ``key_selector`` must be deterministic: the
+        agent's function applies it again to each input (asking Flink for the current key costs
+        a call into the JVM per record in ``thread`` mode), and fails the job if the key it
+        gets for a key's first input differs from Flink's."""
         if not isinstance(input, DataStream):
             raise TypeError(
                 f"from_datastream() takes a PyFlink DataStream, got {type(input).__name__}"
@@ -219,7 +234,7 @@ class FlinkExecutionEnvironment(AgentsExecutionEnvironment):
                 "input needs a key (its actor). Pass key_selector=lambda x: ... or key the "
                 "stream with .key_by(...) first"
             )
-        builder = FlinkAgentBuilder(self, keyed)
+        builder = FlinkAgentBuilder(self, keyed, key_selector)
         self._builders.append(builder)
         return builder
 

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pyflink.datastream import KeySelector, RuntimeContext
+
 from flink_agents_async import Agent, InputEvent, OutputEvent, RunnerContext, action
 
 
@@ -31,6 +33,16 @@ class TagAgent(Agent):
         count = (ctx.short_term_memory.get("count") or 0) + 1
         ctx.short_term_memory.set("count", count)
         ctx.send_event(OutputEvent(output=f"{ctx.key}:{event.input}#{count}"))
+
+
+class Prefix(KeySelector):
+    """Keys a string by its first ``width`` characters, a width only known once opened."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.width = 1
+
+    def get_key(self, value: str) -> str:
+        return value[: self.width]
 
 
 class BrokenAgent(Agent):

@@ -3,14 +3,23 @@ configuration, and ``await env.execute()``."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import stream_env
-from flink_agents import BrokenAgent, RendezvousAgent, RowAgent, SometimesSlowAgent, TagAgent
+from flink_agents import (
+    BrokenAgent,
+    Prefix,
+    RendezvousAgent,
+    RowAgent,
+    SometimesSlowAgent,
+    TagAgent,
+)
 
 from bridge.environment import FlinkJobError
 from flink_agents_async import (
@@ -36,6 +45,17 @@ def test_keyed_datastream_round_trip() -> None:
         "b": ["b:b1#1", "b:b2#2"],
         "c": ["c:c1#1"],
     }
+
+
+def test_a_key_selector_object_is_opened_where_the_agent_runs() -> None:
+    from pyflink.common import Types
+
+    env = stream_env()
+    words = env.from_collection(["a1", "b1", "a2"], type_info=Types.STRING())
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    builder = agents_env.from_datastream(words, key_selector=Prefix()).apply(TagAgent())
+    got = sorted(builder.to_datastream(Types.STRING()).execute_and_collect())
+    assert got == ["a:a1#1", "a:a2#2", "b:b1#1"]
 
 
 def test_table_round_trip() -> None:
@@ -100,10 +120,11 @@ def test_a_key_whose_runs_ended_inline_takes_inputs_while_other_keys_await() -> 
     assert [output for key, output in got if key == "b"] == ["b"]
 
 
-async def test_a_failing_run_fails_the_job_with_an_execution_error() -> None:
+@pytest.mark.parametrize("mode", ["thread", "process"])
+async def test_a_failing_run_fails_the_job_with_an_execution_error(mode: str) -> None:
     from pyflink.common import Types
 
-    env = stream_env(parallelism=1)
+    env = stream_env(mode, parallelism=1)
     agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
     numbers = env.from_collection([1, 2, 3, 4], type_info=Types.INT())
     agents_env.from_datastream(numbers, key_selector=lambda n: n % 2).apply(
@@ -117,6 +138,28 @@ async def test_a_failing_run_fails_the_job_with_an_execution_error() -> None:
     assert "key 1" in message and "'explode'" in message
     assert "input three is not welcome" in message
     assert type(failure.value.__cause__).__name__ == "Py4JJavaError"
+
+
+@pytest.mark.parametrize(
+    ("key_selector", "complaint"),
+    [
+        (lambda n: random.random(), "a key selector must be deterministic"),
+        (lambda n: [n], "not hashable"),
+    ],
+    ids=["not-deterministic", "unhashable"],
+)
+async def test_a_bad_key_selector_fails_the_job_naming_the_key(
+    key_selector: Any, complaint: str
+) -> None:
+    from pyflink.common import Types
+
+    env = stream_env(parallelism=1)
+    agents_env = AgentsExecutionEnvironment.get_execution_environment(env)
+    numbers = env.from_collection([7, 8], type_info=Types.INT())
+    agents_env.from_datastream(numbers, key_selector=key_selector).apply(TagAgent()).to_datastream()
+    with pytest.raises(FlinkJobError, match=complaint) as failure:
+        await agents_env.execute("bad keys")
+    assert "input 7" in str(failure.value)
 
 
 async def test_awaited_execute_runs_the_job(tmp_path: Path) -> None:
