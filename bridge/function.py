@@ -42,6 +42,11 @@ to touch keyed state):
    As every key's runs went on meanwhile, this costs the slowest key's time, not the sum. In an
    unbounded job that timer never fires.
 
+An input's key comes from the key selector that keyed the stream, applied again to the input
+(when the environment keyed it; for a ``KeyedStream`` given as is, from ``ctx.get_current_key()``,
+a call into the JVM in ``thread`` mode). For a key's first input the two are compared, so a
+selector that is not deterministic fails the job instead of starting actors under wrong keys.
+
 After a restore the timers come back with the state, so a key whose input was accepted but not
 committed resumes from its timer: its actor is rebuilt from ``fa_snapshot`` and the run replays
 the calls in ``fa_calls`` instead of calling the functions again.
@@ -132,8 +137,9 @@ def _check_key(key: Hashable, value: Any, ctx: Any) -> None:
     if key != flink_key:
         raise ConfigurationError(
             f"the key_selector gave {key!r:.200} for input {value!r:.200}, which Flink keyed as "
-            f"{flink_key!r:.200}: a key selector must be deterministic (the agent's function "
-            "applies it again to each input)"
+            f"{flink_key!r:.200}: a key selector must be deterministic, and its keys must "
+            "compare equal (==) to their pickled copies, as the agent's function applies it "
+            "again to each input"
         )
 
 
