@@ -706,3 +706,10 @@ def test_records_of_another_format_version_or_garbage_are_refused(record: Any, u
     fields = msgpack.unpackb(record.pack(), raw=False)
     with pytest.raises(JournalError):
         unpack(msgpack.packb([*fields, "extra"], use_bin_type=True))
+
+
+def test_a_failed_encode_leaves_nothing_behind_for_the_next_one() -> None:
+    codec = Codec()
+    with pytest.raises(JournalEncodeError, match="cannot be journaled"):
+        codec.encode(["kept in the buffer?", object()])
+    assert codec.decode(codec.encode({"n": 1})) == {"n": 1}

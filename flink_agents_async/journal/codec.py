@@ -20,7 +20,6 @@ import enum
 import hashlib
 import pickle
 import sys
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +28,7 @@ import msgpack
 from pydantic import BaseModel
 
 from ..errors import JournalError, ReplayedError
+from .packer import ThreadPacker
 
 __all__ = ["Codec", "JournalEncodeError"]
 
@@ -92,34 +92,23 @@ class Codec:
         self.allow_pickle = allow_pickle
         self.lenient = lenient
         self._packer_default = self._encode_default
-        # One Packer per thread: reusing it is several times cheaper than packb(), which builds
-        # a Packer per call. Values nested in extension types use packb (never re-entrant).
-        self._local = threading.local()
-
-    def _packer(self) -> msgpack.Packer:
-        packer = getattr(self._local, "packer", None)
-        if packer is None:
-            packer = self._local.packer = msgpack.Packer(
-                default=self._packer_default, use_bin_type=True, strict_types=True
-            )
-        return packer
+        # Values nested in extension types use packb instead (the thread's Packer is busy).
+        self._packer = ThreadPacker(
+            default=self._packer_default, use_bin_type=True, strict_types=True
+        )
 
     # -- encoding ---------------------------------------------------------------------------
 
     def encode(self, value: Any, where: str = "value", *where_args: Any) -> bytes:
         """msgpack bytes for ``value``. ``where`` (a format string, filled with ``where_args``
         only if needed) names the value in errors, e.g. ``"result of slot {}"``."""
-        packer = self._packer()
         try:
-            return packer.pack(value)
+            return self._packer.pack(value)
         except OverflowError:
-            packer.reset()
             return self._pack(_widen_ints(value))
         except JournalEncodeError as error:
-            packer.reset()
             raise JournalEncodeError(f"{where.format(*where_args)}: {error}") from None
         except (TypeError, ValueError) as error:
-            packer.reset()
             raise JournalEncodeError(
                 f"{where.format(*where_args)} cannot be journaled: {error}"
             ) from None

@@ -14,13 +14,13 @@ outputs) are already encoded by the ``Codec``; records only frame them.
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from ..errors import JournalError
+from .packer import ThreadPacker
 
 __all__ = [
     "FORMAT_VERSION",
@@ -49,20 +49,11 @@ def item_digest(item_bytes: bytes) -> bytes:
     return hashlib.blake2b(item_bytes, digest_size=16).digest()
 
 
-_packers = threading.local()
+_record_packer = ThreadPacker(use_bin_type=True)
 
 
 def _pack(fields: list[Any]) -> bytes:
-    # A Packer kept per thread packs a record several times faster than ``packb``, which
-    # builds one per call; records are packed on the loop and on store threads alike.
-    packer = getattr(_packers, "packer", None)
-    if packer is None:
-        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
-    try:
-        return packer.pack([FORMAT_VERSION, *fields])
-    except BaseException:
-        packer.reset()  # a failed pack leaves its partial bytes in the buffer
-        raise
+    return _record_packer.pack([FORMAT_VERSION, *fields])
 
 
 def _unpack(data: bytes, width: int, what: str, *what_args: Any) -> list[Any]:
