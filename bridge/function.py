@@ -281,20 +281,22 @@ class AgentProcessFunction(KeyedProcessFunction):
     # Both return the outputs as a list: Flink iterates whatever comes back, and a list costs
     # less than a chain of generators on the path every record takes.
 
+    # When a callback ends, the loop thread takes over the loop if inputs are still in flight.
+
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> list[Any]:
         key_of = self._key_of
         key = ctx.get_current_key() if key_of is None else key_of(value)
-        return self._call(self._accept, key, value, ctx)
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> list[Any]:
-        return self._call(self._timer, ctx.get_current_key(), timestamp, ctx)
-
-    def _call(self, step: Callable[..., None], key: Hashable, arg: Any, ctx: Any) -> list[Any]:
-        """Run one Flink callback's ``step``; when it ends, the loop thread takes over the
-        loop if inputs are still in flight."""
         out: list[Any] = []
         try:
-            step(key, arg, ctx, out)
+            self._accept(key, value, ctx, out)
+        finally:
+            self._host.hand_off()
+        return out
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> list[Any]:
+        out: list[Any] = []
+        try:
+            self._timer(ctx.get_current_key(), timestamp, ctx, out)
         finally:
             self._host.hand_off()
         return out
@@ -483,8 +485,9 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._metrics.sync()
         if error is not None:
             self._failed(key, state, error)
-            return
-        self._emit_outputs(key, outputs, out)
+        elif outputs:
+            emit = self._emit
+            out.extend(outputs if emit is None else [emit(key, output) for output in outputs])
 
     def _save_positions(self, state: _Key) -> None:
         """Write the key's queue positions to ``fa_queue``. An empty queue keeps them too (a
@@ -495,15 +498,6 @@ class AgentProcessFunction(KeyedProcessFunction):
         else:
             self._queue.clear()
         state.stored = True
-
-    def _emit_outputs(self, key: Hashable, outputs: list[Any] | None, out: list[Any]) -> None:
-        if not outputs:
-            return
-        emit = self._emit
-        if emit is None:
-            out.extend(outputs)
-        else:
-            out.extend(emit(key, output) for output in outputs)
 
     def _failed(self, key: Hashable, state: _Key, error: BaseException) -> None:
         if isinstance(error, RuntimeClosedError):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from asyncio import _set_running_loop  # type: ignore[attr-defined]
 from collections import deque
 from collections.abc import Callable, Hashable
 from functools import partial
@@ -60,16 +61,22 @@ class OutboxStore(JournalStore):
     snapshot_commits = True  # keyed state holds each key's snapshot, rewritten by every commit
 
     def __init__(self) -> None:
-        self._by_seq: dict[int, Outbox] = {}
-        self._by_key: dict[bytes, Outbox] = {}
+        self._by_seq: dict[int, Outbox] = {}  # inputs in flight
+        self._by_key: dict[bytes, Outbox] = {}  # actors on the loop
 
-    def route(self, seq: int, key_bytes: bytes, outbox: Outbox) -> None:
-        self._by_seq[seq] = outbox
+    def route_key(self, key_bytes: bytes, outbox: Outbox) -> None:
+        """The key's commits (its snapshots) go to ``outbox`` while its actor is loaded."""
         self._by_key[key_bytes] = outbox
 
-    def unroute(self, seq: int, key_bytes: bytes) -> None:
-        self._by_seq.pop(seq, None)
+    def unroute_key(self, key_bytes: bytes) -> None:
         self._by_key.pop(key_bytes, None)
+
+    def route(self, seq: int, outbox: Outbox) -> None:
+        """The durable calls of input ``seq`` go to ``outbox`` until ``unroute(seq)``."""
+        self._by_seq[seq] = outbox
+
+    def unroute(self, seq: int) -> Outbox:
+        return self._by_seq.pop(seq)
 
     def load(self) -> StoredJournal:
         return StoredJournal()
@@ -80,14 +87,14 @@ class OutboxStore(JournalStore):
     def write(self, ops: list[Op] | tuple[Op, ...]) -> Ack:  # type: ignore[override]
         for op in ops:
             kind = op[0]
-            if kind == "call":
-                self._by_seq[op[1]].append(("call", op[2], op[3].pack()))
-            elif kind == "discard":
-                self._by_seq[op[1]].append(("discard", op[2]))
-            elif kind == "snapshot":
+            if kind == "snapshot":  # every commit writes one
                 outbox = self._by_key.get(op[1])
                 if outbox is not None:
                     outbox.append(("snapshot", op[3].pack()))
+            elif kind == "call":
+                self._by_seq[op[1]].append(("call", op[2], op[3].pack()))
+            elif kind == "discard":
+                self._by_seq[op[1]].append(("discard", op[2]))
             # "input": the Flink side keeps inputs itself. "fail": the run's "done" carries
             # it. "meta": keyed state belongs to one job already.
         return DONE
@@ -104,6 +111,10 @@ class LoopHost:
     def __init__(self, plan: AgentPlan, config: Configuration, log_context: dict[str, Any]):
         self.store = OutboxStore()
         self.loop = asyncio.new_event_loop()
+        # The callbacks due on the loop's next turn: CPython's event loops keep them in this
+        # deque, and asyncio has no public way to ask whether a turn would do anything. Unknown
+        # loops get no inline turns.
+        self._ready: deque[Any] = getattr(self.loop, "_ready", deque())
         # Guards who drives the loop (``_running``: the loop thread) and the inbox.
         self._turn = threading.Condition(threading.Lock())
         self._running = False
@@ -122,7 +133,7 @@ class LoopHost:
         except BaseException:
             self.loop.close()
             raise
-        self.system.on_finished = self._input_finished
+        self.system.on_finished = self._park_if_idle
         self._thread = threading.Thread(
             target=self._drive, name="flink-agents-async-loop", daemon=True
         )
@@ -167,11 +178,14 @@ class LoopHost:
     ) -> None:
         """Run ``value`` as input ``seq`` of ``key``. With ``load``, first bring the actor back
         from ``snapshot`` (None: the key has no committed state yet)."""
-        self._send(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
+        if self._running:  # checked again under the lock by ``_send``
+            self._send(partial(self._start, key, seq, value, calls, snapshot, load, outbox))
+        else:  # the common case, without making a callable first
+            self._run_here(self._start, key, seq, value, calls, snapshot, load, outbox)
 
     def forget(self, key: Hashable) -> None:
         """``key`` is idle and leaves memory (its state is in keyed state)."""
-        self._send(partial(self.system.forget, key))
+        self._send(partial(self._forget, key))
 
     def hand_off(self) -> None:
         """The Flink call is ending: if inputs are in flight, the loop thread drives the loop
@@ -226,17 +240,18 @@ class LoopHost:
                     return
         self._run_here(work)
 
-    def _run_here(self, work: Callable[[], None]) -> None:
-        """Do ``work`` on this thread, as a callback of the parked loop would run: in the
+    def _run_here(self, work: Callable[..., None], *args: Any) -> None:
+        """Do ``work(*args)`` on this thread, as a callback of the parked loop would run: in the
         system's context, with the loop as the running loop (actions may ask for it), then give
         the loop the turns its new callbacks need."""
-        previous = asyncio._get_running_loop()
-        asyncio._set_running_loop(self.loop)  # for loop implementations, as this is one
+        # The Flink thread runs no loop of its own, so there is none to put back afterwards
+        # (on Python 3.11 each of these calls costs a getpid() system call).
+        _set_running_loop(self.loop)  # for loop implementations, as this is one
         try:
-            self.system.callback_context.run(work)
+            self.system.callback_context.run(work, *args)
         finally:
-            asyncio._set_running_loop(previous)
-        if _has_ready_callbacks(self.loop):  # a sync run leaves none: no turn needed
+            _set_running_loop(None)
+        if self._ready:  # a sync run leaves no callbacks: no turn needed
             self._turn_until_idle()
 
     def _turn_until_idle(self) -> None:
@@ -244,7 +259,7 @@ class LoopHost:
         keeps yielding must not hold up the Flink thread; the loop thread takes it over)."""
         loop = self.loop
         for _ in range(_MAX_INLINE_TURNS):
-            if not _has_ready_callbacks(loop):
+            if not self._ready:
                 return
             loop.call_soon(loop.stop)  # one turn: run_forever stops after it
             loop.run_forever()
@@ -286,9 +301,6 @@ class LoopHost:
             item()
         self._park_if_idle()
 
-    def _input_finished(self) -> None:
-        self._park_if_idle()
-
     def _park_if_idle(self) -> None:
         # Only the loop thread stops its own run; ``_drive`` checks the inbox under the lock.
         if self._running and not self.system.unfinished and self._on_loop_thread():
@@ -314,17 +326,17 @@ class LoopHost:
         load: bool,
         outbox: Outbox,
     ) -> None:
-        system = self.system
-        try:
-            if load:
+        if load:
+            try:
                 self._restore(key, snapshot)
-            key_bytes = system.actors[key].key_bytes
-        except Exception as error:
-            outbox.append(("done", None, error))
-            self._notify(outbox)
-            return
-        self.store.route(seq, key_bytes, outbox)
-        system.deliver(key, value, seq, partial(self._finished, seq, key_bytes, outbox), calls)
+            except Exception as error:
+                outbox.append(("done", None, error))
+                if self._awaited is outbox:
+                    self._notify()
+                return
+            self.store.route_key(self.system.actors[key].key_bytes, outbox)
+        self.store.route(seq, outbox)
+        self.system.deliver(key, value, seq, self._finished, calls)
 
     def _restore(self, key: Hashable, snapshot: bytes | None) -> None:
         journal = self.system.journal
@@ -333,28 +345,22 @@ class LoopHost:
         )
         self.system.bring_back(key, kept)
 
-    def _finished(
-        self,
-        seq: int,
-        key_bytes: bytes,
-        outbox: Outbox,
-        outputs: list[Any] | None,
-        error: BaseException | None,
-    ) -> None:
-        self.store.unroute(seq, key_bytes)
-        outbox.append(("done", None if error is not None else outputs, error))
-        self._notify(outbox)
+    def _forget(self, key: Hashable) -> None:
+        actor = self.system.actors.get(key)
+        if actor is not None and actor.idle:
+            self.store.unroute_key(actor.key_bytes)
+            self.system.forget(key)
 
-    def _notify(self, outbox: Outbox) -> None:
+    def _finished(self, seq: int, outputs: list[Any] | None, error: BaseException | None) -> None:
+        outbox = self.store.unroute(seq)
+        outbox.append(("done", None if error is not None else outputs, error))
         if self._awaited is outbox:
-            with self.changed:
-                self.changed.notify_all()
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake the Flink thread waiting for the outbox that just got something."""
+        with self.changed:
+            self.changed.notify_all()
 
 
 _MAX_INLINE_TURNS = 64
-
-
-def _has_ready_callbacks(loop: asyncio.AbstractEventLoop) -> bool:
-    # CPython's event loops keep the callbacks due on the next turn in ``_ready``; asyncio has
-    # no public way to ask whether a turn would do anything. Unknown loops get no inline turns.
-    return bool(getattr(loop, "_ready", None))

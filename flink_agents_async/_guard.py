@@ -15,6 +15,11 @@ from .errors import DurableContextError
 _inside_durable: ContextVar[str | None] = ContextVar("flink_agents_async_durable", default=None)
 
 
+running_durable_function = _inside_durable.get
+"""The name of the durable function this context runs in, or None. A C call: hot paths test it
+inline and call ``ensure_not_durable`` (which raises) only when it is set."""
+
+
 def enter_durable(function_name: str) -> object:
     """Mark the current context as running ``function_name``; returns a reset token."""
     return _inside_durable.set(function_name)
@@ -26,7 +31,7 @@ def exit_durable(token: object) -> None:
 
 def ensure_not_durable(operation: str) -> None:
     """Raise ``DurableContextError`` if called from inside a durable function."""
-    function_name = _inside_durable.get()
+    function_name = running_durable_function()
     if function_name is not None:
         raise DurableContextError(
             f"{operation} is not allowed inside the durable function {function_name!r}: its "

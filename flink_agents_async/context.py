@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
-from ._guard import ensure_not_durable
+from ._guard import ensure_not_durable, running_durable_function
 from .events import Event
 
 if TYPE_CHECKING:
@@ -157,7 +157,8 @@ class ActionContext(RunnerContext):
         return self._run.key
 
     def send_event(self, event: Event) -> None:
-        ensure_not_durable("send_event()")
+        if running_durable_function() is not None:
+            ensure_not_durable("send_event()")
         if not isinstance(event, Event):
             raise TypeError(
                 f"action {self._action.name!r}: send_event() takes an Event, got "
@@ -184,7 +185,7 @@ class ActionContext(RunnerContext):
 
     @property
     def short_term_memory(self) -> MemoryObject:
-        return self._run.short_term_view
+        return self._run.actor.short_term_view
 
     @property
     def long_term_memory(self) -> Any:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ._guard import ensure_not_durable
+from ._guard import ensure_not_durable, running_durable_function
 
 if TYPE_CHECKING:
     from .context import RunnerContext
@@ -86,6 +86,7 @@ DELETED: Any = _DELETED
 """Marks a path removed in a delta returned by ``MemoryStore.commit`` (a value may be None)."""
 _ROOT = ""
 _SCALAR_TYPES = frozenset({type(None), bool, int, float, str, bytes})
+_CONTAINER_TYPES = (list, dict)
 _MAX_DEPTH = 100
 
 _CONVERSION_HINTS: dict[str, str] = {
@@ -321,10 +322,10 @@ class MemoryStore:
                 return None
             if ttl.refresh_on_read:
                 ttl.touch(path)
-        return _detached(entry)
+        return _detached(entry) if type(entry) in _CONTAINER_TYPES else entry
 
     def set(self, path: str, value: Any) -> MemoryRef:
-        stored = owned_copy(value, path)
+        stored = value if type(value) in _SCALAR_TYPES else owned_copy(value, path)
         existing = self._present(path)
         if isinstance(existing, _ObjectNode):
             raise ValueError(
@@ -333,7 +334,8 @@ class MemoryStore:
             )
         if existing is _MISSING:
             self._ensure_parents(path)
-        self._write(path, stored)
+        overlay = self._overlay
+        (self._base if overlay is None else overlay)[path] = stored
         if self._ttl is not None:
             self._ttl.touch(path)
         return _reference(self.memory_type, path)
@@ -493,12 +495,16 @@ class MemoryObject:
         return self._store.memory_type
 
     def _absolute(self, path: str, operation: str) -> str:
-        return _join(self._prefix, _validate_path(path, operation))
+        if type(path) is not str or not path or "." in path:  # else valid as it is
+            _validate_path(path, operation)
+        prefix = self._prefix
+        return f"{prefix}.{path}" if prefix else path
 
     def get(self, path_or_ref: str | MemoryRef) -> Any:
         """The value at a relative path (or a ``MemoryRef``): a value, a nested
         ``MemoryObject``, or ``None`` when nothing is there."""
-        ensure_not_durable("reading memory")
+        if running_durable_function() is not None:
+            ensure_not_durable("reading memory")
         if isinstance(path_or_ref, MemoryRef):
             if path_or_ref.memory_type != self._store.memory_type:
                 raise ValueError(
@@ -513,7 +519,8 @@ class MemoryObject:
 
         Returns a ``MemoryRef`` to the field. A rejected value changes nothing.
         """
-        ensure_not_durable("writing memory")
+        if running_durable_function() is not None:
+            ensure_not_durable("writing memory")
         return self._store.set(self._absolute(path, "set"), value)
 
     def new_object(self, path: str, *, overwrite: bool = False) -> MemoryObject:

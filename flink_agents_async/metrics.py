@@ -223,9 +223,9 @@ class BuiltinMetrics:
         self.actions_executed_rate = self.agent.get_meter("numOfActionsExecutedPerSec")
         self.actions = [ActionMetrics(self.agent.get_sub_group(name)) for name in action_names]
 
-    def event_processed(self) -> None:
-        self.events._count += 1
-        self.events_rate._count += 1
+    def events_processed(self, count: int) -> None:
+        self.events._count += count
+        self.events_rate._count += count
 
     def action_executed(self, index: int) -> None:
         self.actions_executed._count += 1

@@ -9,6 +9,7 @@ import enum
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 import flink_agents_async
 from flink_agents_async.errors import JournalError, ReplayedError
 from flink_agents_async.journal.codec import Codec, JournalEncodeError
+from flink_agents_async.journal.packer import ThreadPacker
 from flink_agents_async.journal.records import (
     COMPLETED,
     FORMAT_VERSION,
@@ -713,3 +715,26 @@ def test_a_failed_encode_leaves_nothing_behind_for_the_next_one() -> None:
     with pytest.raises(JournalEncodeError, match="cannot be journaled"):
         codec.encode(["kept in the buffer?", object()])
     assert codec.decode(codec.encode({"n": 1})) == {"n": 1}
+
+
+def test_each_thread_packs_with_a_packer_of_its_own() -> None:
+    packer = ThreadPacker(use_bin_type=True)
+    values = {f"thread-{n}": list(range(n * 1000, n * 1000 + 500)) for n in range(8)}
+    barrier = threading.Barrier(len(values))
+    packed: dict[str, bytes] = {}
+    owners: dict[str, Any] = {}  # the Packers, kept alive so that their ids stay distinct
+
+    def pack_many(name: str) -> None:
+        barrier.wait()  # all threads pack at the same time
+        for _ in range(200):
+            packed[name] = packer.pack(values[name])
+        owners[name] = packer.pack.__self__
+
+    threads = [threading.Thread(target=pack_many, args=(name,)) for name in values]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {name: msgpack.unpackb(data) for name, data in packed.items()} == values
+    assert len({id(owner) for owner in owners.values()}) == len(values)
+    assert all(packer.pack.__self__ is not owner for owner in owners.values())  # nor this one

@@ -8,6 +8,7 @@ gets its own. (A failed pack needs no clean-up: msgpack drops the partial bytes 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -15,15 +16,14 @@ import msgpack
 __all__ = ["ThreadPacker"]
 
 
-class ThreadPacker:
-    """Packs with a ``msgpack.Packer(**options)`` of the calling thread."""
+class ThreadPacker(threading.local):
+    """``pack(value)`` packs with a ``msgpack.Packer(**options)`` of the calling thread.
+
+    A ``threading.local``: each thread runs ``__init__`` (with the same options) on its first
+    use, so ``pack`` is the Packer's own method, with no Python call in between.
+    """
+
+    pack: Callable[[Any], bytes]
 
     def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._local = threading.local()
-
-    def pack(self, value: Any) -> bytes:
-        packer = getattr(self._local, "packer", None)
-        if packer is None:
-            packer = self._local.packer = msgpack.Packer(**self._options)
-        return packer.pack(value)
+        self.pack = msgpack.Packer(**options).pack

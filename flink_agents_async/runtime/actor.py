@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["Actor", "InputItem", "Settled"]
 
 
-Settled = Callable[[Any, "BaseException | None"], None]
-"""Called once when an input's run ended: with its outputs, or with its error."""
+Settled = Callable[[int, Any, "BaseException | None"], None]
+"""Called once when an input's run ended: with its sequence number and its outputs, or its
+error (one callable can serve every input)."""
 
 
 class InputItem:
@@ -53,12 +54,12 @@ class Actor:
     needed, so a key whose runs never queue or touch memory costs only this object."""
 
     __slots__ = (
-        "_key_bytes",
-        "_memory",
         "_memory_view",
         "current",
         "key",
+        "key_bytes",
         "mailbox",
+        "memory",
         "runs_started",
         "space_waiters",
         "starting",
@@ -73,29 +74,20 @@ class Actor:
         self.current: Run | None = None
         self.runs_started = 0
         self.starting = False
-        self._memory = short_term
+        # The key's short-term memory if it has been made (see ``short_term``).
+        self.memory: MemoryStore | None = short_term
         self._memory_view: MemoryObject | None = None
-        self._key_bytes: bytes | None = None
-
-    @property
-    def key_bytes(self) -> bytes:
-        """The key as journal bytes (encoded once)."""
-        if self._key_bytes is None:
-            self._key_bytes = self.system.journal.encode_key(self.key)
-        return self._key_bytes
-
-    @property
-    def memory(self) -> MemoryStore | None:
-        """The key's short-term memory if it has been made."""
-        return self._memory
+        # The key as journal bytes, which every commit writes: encoded once, here (hosts accept
+        # only inputs whose key the journal can encode).
+        self.key_bytes = system.journal.encode_key(key)
 
     @property
     def short_term(self) -> MemoryStore:
         """The key's short-term memory (created on first use, inside the running run's
         transaction if a run is going)."""
-        memory = self._memory
+        memory = self.memory
         if memory is None:
-            memory = self._memory = self.system.new_memory()
+            memory = self.memory = self.system.new_memory()
             if self.current is not None:
                 memory.begin()
         return memory
@@ -158,26 +150,27 @@ class Actor:
     def _begin(self, item: InputItem, attempt: int) -> None:
         if attempt == 1:
             self.runs_started += 1
-        run = Run(self.system, self, self.runs_started, item, attempt, self._finish)
+        run = Run(self.system, self, self.runs_started, item, attempt)
         self.current = run
         self.system.running += 1
-        if self._memory is not None:
-            self._memory.begin()
+        if self.memory is not None:
+            self.memory.begin()
         run.start()
 
     def commit_memory(self) -> dict[str, Any]:
         """Make the finished run's memory writes the key's state; returns them (the delta)."""
-        return self._memory.commit() if self._memory is not None else {}
+        return self.memory.commit() if self.memory is not None else {}
 
-    def _finish(self, run: Run) -> None:
+    def run_finished(self, run: Run) -> None:
+        """``run`` (the current one) ended: commit it or handle its failure, then go on."""
         self.current = None
         system = self.system
         system.running -= 1
         if run.failure is None:
             system.commit_run(self, run)
         if run.failure is not None:
-            if self._memory is not None:
-                self._memory.rollback()
+            if self.memory is not None:
+                self.memory.rollback()
             if system.should_retry(run):
                 system.retrying(run)
                 self._begin(run.item, run.attempt + 1)

@@ -46,9 +46,8 @@ _OUTPUT_TYPE = OutputEvent.EVENT_TYPE
 
 
 def _normalized(event: Event) -> Event:
-    """An untyped event whose type string belongs to a typed class, as that class."""
-    if type(event) is not Event:
-        return event
+    """An untyped event (exactly ``Event``) whose type string belongs to a typed class, as that
+    class."""
     typed = typed_event_class(event.type)
     if typed is None:
         return event
@@ -82,10 +81,8 @@ class Run:
         "inflight",
         "item",
         "key",
-        "loop",
         "next_slot",
         "number",
-        "on_done",
         "outputs",
         "pending",
         "pump_scheduled",
@@ -102,7 +99,6 @@ class Run:
         number: int,
         item: InputItem,
         attempt: int,
-        on_done: Callable[[Run], None],
     ) -> None:
         self.system = system
         self.actor = actor
@@ -111,10 +107,8 @@ class Run:
         self.item = item
         self.attempt = attempt
         self._recorder: CallRecorder | None = None  # made at the first durable call
-        self.on_done = on_done
-        self.loop = system.loop
         self.pending: deque[Event] = deque()
-        self.outputs: list[Any] | None = None  # made at the first output
+        self.outputs: list[Any] = []
         self.tasks: set[asyncio.Future[Any]] | None = None  # made at the first task
         self.inflight = 0
         self.next_slot = 0
@@ -151,10 +145,6 @@ class Run:
         return recorder
 
     @property
-    def short_term_view(self) -> MemoryObject:
-        return self.actor.short_term_view
-
-    @property
     def sensory_view(self) -> MemoryObject:
         view = self._sensory_view
         if view is None:
@@ -171,10 +161,10 @@ class Run:
             )
         if self.failure is not None:
             return
-        self.pending.append(_normalized(event))
+        self.pending.append(_normalized(event) if type(event) is Event else event)
         if not self.pumping and not self.pump_scheduled:
             self.pump_scheduled = True
-            self.loop.call_soon(self._scheduled_pump)
+            self.system.loop.call_soon(self._scheduled_pump)
 
     def _scheduled_pump(self) -> None:
         self.pump_scheduled = False
@@ -182,36 +172,37 @@ class Run:
             self._pump()
 
     def _pump(self) -> None:
+        """Route the queued events, oldest first, each to every listening action. (One loop
+        over the queue, not a call per event: this is the path every event takes.)"""
+        system = self.system
         pending = self.pending
+        listeners_of = system.plan.listeners
+        routed_before = self.routed
         self.pumping = True
         try:
             while pending and self.failure is None:
-                self._route(pending.popleft())
+                event = pending.popleft()
+                self.routed += 1
+                if self.routed > system.max_events_per_run:
+                    self._fail_runaway(event)
+                    break
+                event_type = event.type
+                if event_type == _OUTPUT_TYPE:
+                    self.outputs.append(event.output)  # type: ignore[attr-defined]
+                listeners = listeners_of.get(event_type)
+                if listeners is None:
+                    if event_type != _OUTPUT_TYPE:
+                        system.warn_unrouted(self, event_type)
+                    continue
+                for spec in listeners:
+                    if self.failure is not None:
+                        break
+                    self._invoke(spec, event)
         finally:
             self.pumping = False
+            # Counted per pump, not per event: one metric update for all the events routed.
+            system.metrics.events_processed(self.routed - routed_before)
         self._check_done()
-
-    def _route(self, event: Event) -> None:
-        system = self.system
-        system.metrics.event_processed()
-        self.routed += 1
-        if self.routed > system.max_events_per_run:
-            self._fail_runaway(event)
-            return
-        event_type = event.type
-        if event_type == _OUTPUT_TYPE:
-            if self.outputs is None:
-                self.outputs = []
-            self.outputs.append(event.output)  # type: ignore[attr-defined]
-        listeners = system.plan.listeners.get(event_type)
-        if listeners is None:
-            if event_type != _OUTPUT_TYPE:
-                system.warn_unrouted(self, event_type)
-            return
-        for spec in listeners:
-            if self.failure is not None:
-                return
-            self._invoke(spec, event)
 
     def _invoke(self, spec: ActionSpec, event: Event) -> None:
         self.system.metrics.action_executed(spec.index)
@@ -222,7 +213,7 @@ class Run:
             return
         if result is not None and inspect.isawaitable(result):
             coroutine = result if inspect.iscoroutine(result) else _awaited(result)
-            task = self.loop.create_task(coroutine)
+            task = self.system.loop.create_task(coroutine)
             self._track(task, _ActionDone(self, spec, event))
 
     def _track(self, task: asyncio.Future[Any], on_done: Callable[[Any], None]) -> None:
@@ -272,7 +263,7 @@ class Run:
         if self.failure is None and (self.pending or self.pump_scheduled):
             return
         self.finished = True
-        self.on_done(self)
+        self.actor.run_finished(self)
 
     # -- durable calls ----------------------------------------------------------------------
 
@@ -309,7 +300,7 @@ class Run:
     ) -> asyncio.Future[Any]:
         """``execute_async``: run like a durable call, but take no slot and record nothing."""
         call = make_call(-1, func, args, kwargs, None, "execute_async", action)
-        task = self.loop.create_task(_run_plain(call, self.system.thread_limiter))
+        task = self.system.loop.create_task(_run_plain(call, self.system.thread_limiter))
         self._track(task, self._durable_done)
         return task
 
@@ -324,14 +315,14 @@ class Run:
         call = self._new_call(func, args, kwargs, reconciler, "durable_execute_async", action)
         recorded = self.recorder.replay(call)
         if isinstance(recorded, Outcome):  # replayed: the future resolves at once, nothing runs
-            future = self.loop.create_future()
+            future = self.system.loop.create_future()
             if recorded.error is not None:
                 future.set_exception(recorded.error)
             else:
                 future.set_result(recorded.value)
             future.add_done_callback(retrieve_exception, context=self.system.callback_context)
             return future
-        task = self.loop.create_task(
+        task = self.system.loop.create_task(
             execute_in_task(call, self.recorder, self.system.thread_limiter, recorded)
         )
         self._track(task, self._durable_done)

@@ -23,6 +23,7 @@ from ..durable import CallRecorder
 from ..errors import ActionFailedError, ConfigurationError, JournalError, RuntimeClosedError
 from ..events import OutputEvent
 from ..journal import Journal, JournalEncodeError, RecoveredJournal
+from ..journal.store import DONE
 from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
 from ..resources import ResourceCache
@@ -102,7 +103,8 @@ class ActorSystem:
         self.sinks: list[OutputSink] = []
         self.failures: list[ActionFailedError] = []
         self.closing = False
-        self._unfinished = 0
+        # Inputs dispatched and not yet finished (queued or running). Read-only for hosts.
+        self.unfinished = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._warned_types: set[str] = set()
 
@@ -175,7 +177,8 @@ class ActorSystem:
                 actor.space_waiters = deque()
             actor.space_waiters.append(waiter)
             await waiter
-        self._deliver_to(actor, InputItem(value, seq, ticket, calls))
+        self.unfinished += 1
+        actor.deliver(InputItem(value, seq, ticket, calls))
 
     def deliver(
         self,
@@ -188,13 +191,11 @@ class ActorSystem:
         """Deliver one input without waiting: for hosts that keep later inputs of a key
         themselves (the Flink bridge buffers them in keyed state), so a mailbox never fills.
 
-        ``on_settled(outputs, error)`` is called once the run ended; a run that never awaits
+        ``on_settled(seq, outputs, error)`` is called once the run ended; a run that never awaits
         ends (and calls it) before this returns."""
-        self._deliver_to(self.actor(key), InputItem(value, seq, None, calls, on_settled))
-
-    def _deliver_to(self, actor: Actor, item: InputItem) -> None:
-        self._unfinished += 1
-        actor.deliver(item)
+        actor = self.actors.get(key) or self.actor(key)
+        self.unfinished += 1
+        actor.deliver(InputItem(value, seq, None, calls, on_settled))
 
     def forget(self, key: Hashable) -> None:
         """Drop the idle actor of ``key``; its committed state lives in the host's store."""
@@ -204,7 +205,7 @@ class ActorSystem:
 
     async def join(self) -> None:
         """Wait until every dispatched input has finished (committed or failed)."""
-        while self._unfinished:
+        while self.unfinished:
             waiter = self.loop.create_future()
             self._idle_waiters.append(waiter)
             await waiter
@@ -245,7 +246,7 @@ class ActorSystem:
         """Commit a successful run: memory and outputs become durable together; the outputs are
         released once they are. An output the journal cannot hold fails the run instead."""
         try:
-            outputs = self.journal.encode_outputs(run.outputs or [], run.key, run.number)
+            outputs = self.journal.encode_outputs(run.outputs, run.key, run.number)
         except JournalEncodeError as error:
             run.failure = ActionFailedError(
                 run.key, run.number, "<commit>", OutputEvent.EVENT_TYPE, error
@@ -253,7 +254,7 @@ class ActorSystem:
             return
         delta = actor.commit_memory()
         ack = self.journal.commit(run.item.seq, actor, run.number, delta, outputs, run.next_slot)
-        if ack.done:
+        if ack is DONE or ack.done:
             self._release(run, None)
         else:
             ack.then(lambda error: self._release(run, error))
@@ -266,11 +267,12 @@ class ActorSystem:
             self.failures.append(failure)
             self._settle(run.item, error=failure)
             return
-        key = run.key
-        outputs = run.outputs or []
-        for output in outputs:
-            for sink in self.sinks:
-                sink(key, output)
+        outputs = run.outputs
+        if self.sinks:
+            key = run.key
+            for output in outputs:
+                for sink in self.sinks:
+                    sink(key, output)
         self._settle(run.item, result=outputs)
 
     def _settle(
@@ -284,7 +286,7 @@ class ActorSystem:
                 ticket.set_exception(error)
                 ticket.add_done_callback(retrieve_exception)
         if item.on_settled is not None:
-            item.on_settled(result, error)
+            item.on_settled(item.seq, result, error)
         self._input_finished()
 
     def run_failed(self, run: Run) -> None:
@@ -328,16 +330,11 @@ class ActorSystem:
                 event_type=event_type,
             )
 
-    @property
-    def unfinished(self) -> int:
-        """Inputs dispatched and not yet finished (queued or running)."""
-        return self._unfinished
-
     def _input_finished(self) -> None:
-        self._unfinished -= 1
+        self.unfinished -= 1
         if self.on_finished is not None:
             self.on_finished()
-        if not self._unfinished:
+        if not self.unfinished:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
                 if not waiter.done():
