@@ -183,11 +183,6 @@ class _Key:
         self.timer: int | None = None
         self.outbox: Outbox = deque()
 
-    @property
-    def settled(self) -> bool:
-        """The last input handed to the loop has ended (``done`` is the last entry)."""
-        return bool(self.outbox) and self.outbox[-1][0] == "done"
-
 
 class AgentProcessFunction(KeyedProcessFunction):
     """Runs an agent plan on a keyed stream: one actor per key, state in keyed state."""
@@ -307,14 +302,17 @@ class AgentProcessFunction(KeyedProcessFunction):
         except TypeError:
             raise _unhashable(key, value) from None
         if state is None:
-            if self._key_of is not None and key not in self._idle:
-                _check_key(key, value, ctx)
-            state = self._wake(key)
+            state = self._idle.pop(key, None)  # its actor stayed on the loop, queue empty
+            if state is None:
+                if self._key_of is not None:
+                    _check_key(key, value, ctx)
+                state = self._wake(key)
             if state.head == state.tail and self._host.parked:
                 # The common case: an idle key, and the loop is this thread's. The input runs
                 # right here, and unless it outlives this call keyed state never holds it.
                 self._send(key, state, value)
-                if state.settled:
+                outbox = state.outbox
+                if outbox and outbox[-1][0] == "done":  # it ran to its end already
                     self._apply(key, state, out, queued=False)
                     self._rest(key, state)
                     return

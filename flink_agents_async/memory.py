@@ -238,15 +238,12 @@ class MemoryStore:
         if self._ttl is not None:
             self._ttl.commit()
         base = self._base
-        delta: dict[str, Any] = {}
         for path, entry in overlay.items():
             if entry is _DELETED:
                 base.pop(path, None)
-                delta[path] = _DELETED
             else:
                 base[path] = entry
-                delta[path] = entry
-        return delta
+        return overlay  # the writes, deletions as ``DELETED``: the delta
 
     def rollback(self) -> None:
         self._overlay = None
