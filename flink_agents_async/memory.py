@@ -502,6 +502,8 @@ class MemoryObject:
         ``MemoryObject``, or ``None`` when nothing is there."""
         if running_durable_function() is not None:
             ensure_not_durable("reading memory")
+        if type(path_or_ref) is str and path_or_ref and "." not in path_or_ref and not self._prefix:
+            return self._store.get(path_or_ref)  # a field of the root: its own absolute path
         if isinstance(path_or_ref, MemoryRef):
             if path_or_ref.memory_type != self._store.memory_type:
                 raise ValueError(
@@ -518,6 +520,8 @@ class MemoryObject:
         """
         if running_durable_function() is not None:
             ensure_not_durable("writing memory")
+        if type(path) is str and path and "." not in path and not self._prefix:
+            return self._store.set(path, value)  # a field of the root: its own absolute path
         return self._store.set(self._absolute(path, "set"), value)
 
     def new_object(self, path: str, *, overwrite: bool = False) -> MemoryObject:
