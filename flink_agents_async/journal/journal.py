@@ -38,6 +38,9 @@ logger = structlog.get_logger("flink_agents_async")
 
 DIVERGENCE_MODES = ("warn", "strict")
 
+# Exact types the codec encodes whatever the value (an int beyond 64 bits is widened).
+_ALWAYS_ENCODABLE = frozenset({type(None), bool, int, float, str, bytes})
+
 
 @dataclass
 class RecoveredKey:
@@ -239,6 +242,15 @@ class Journal:
         return RunRecorder(self, seq, key, run, calls or {})
 
     def encode_outputs(self, outputs: list[Any], key: Hashable, run: int) -> bytes:
+        """The outputs of a run as codec bytes (raises ``JournalEncodeError`` if one cannot be
+        journaled). A store that commits snapshots keeps no outputs: for it, outputs of plain
+        scalar types, which always encode, are not encoded just to find that out."""
+        if self.store.snapshot_commits:
+            for output in outputs:
+                if type(output) not in _ALWAYS_ENCODABLE:
+                    break
+            else:
+                return b""
         return self.codec.encode(outputs, "an output of run {} of key {!r}", run, key)
 
     def commit(

@@ -15,7 +15,7 @@ from bridge.host import LoopHost, Outbox
 from flink_agents_async import Agent, InputEvent, OutputEvent, RunnerContext, action
 from flink_agents_async.agent import AgentPlan
 from flink_agents_async.config import Configuration
-from flink_agents_async.errors import RuntimeClosedError
+from flink_agents_async.errors import ActionFailedError, RuntimeClosedError
 
 
 class DoubleAgent(Agent):
@@ -47,6 +47,15 @@ class GateAgent(Agent):
         if GateAgent.gate is None:
             GateAgent.gate = asyncio.Event()
         await GateAgent.gate.wait()
+        ctx.send_event(OutputEvent(output=event.input))
+
+
+class EchoInputAgent(Agent):
+    """Outputs its input as it is."""
+
+    @action(InputEvent)
+    @staticmethod
+    def echo(event: InputEvent, ctx: RunnerContext) -> None:
         ctx.send_event(OutputEvent(output=event.input))
 
 
@@ -136,3 +145,25 @@ def test_closing_cancels_a_run_in_flight_and_reports_it(host_of: Any) -> None:
     kind, outputs, error = outbox[-1]
     assert kind == "done" and outputs is None
     assert isinstance(error, RuntimeClosedError)
+
+
+@pytest.mark.parametrize("output", [7, 2**70, "text", b"raw", 1.5, None, True, [1, {"a": (2,)}]])
+def test_outputs_the_journal_can_hold_are_emitted(host_of: Any, output: Any) -> None:
+    host = host_of(EchoInputAgent())
+    outbox: Outbox = deque()
+    host.start("k", 0, output, None, None, True, outbox)
+    assert outbox[-1] == ("done", [output], None)
+
+
+@pytest.mark.parametrize("output", [object(), [1, object()]])
+def test_an_output_the_journal_cannot_hold_fails_the_run_as_on_every_host(
+    host_of: Any, output: Any
+) -> None:
+    host = host_of(EchoInputAgent())
+    outbox: Outbox = deque()
+    host.start("k", 0, output, None, None, True, outbox)
+    kind, outputs, error = outbox[-1]
+    assert (kind, outputs) == ("done", None)
+    assert isinstance(error, ActionFailedError)
+    assert "cannot be journaled" in str(error)
+    assert [entry[0] for entry in outbox] == ["done"]  # and nothing was committed
