@@ -127,8 +127,12 @@ class DurabilityTracker:
             raise JournalError(f"the journal could not be written: {self.error}") from self.error
 
     def when_durable(self, number: int, callback: Callable[[BaseException | None], None]) -> None:
+        """Call ``callback(error)`` on the loop once group ``number`` is durable, after the
+        callbacks of earlier groups (release order is commit order)."""
         with self._condition:
-            if self.durable_through >= number:
+            # Durable already, but earlier callbacks still wait for their loop notification
+            # (scheduled when their group became durable): queue behind them, not ahead.
+            if self.durable_through >= number and not self._callbacks:
                 ready = True
             elif self.error is not None:
                 callback(self.error)

@@ -254,9 +254,9 @@ class ActorSystem:
             return
         delta = actor.commit_memory()
         ack = self.journal.commit(run.item.seq, actor, run.number, delta, outputs, run.next_slot)
-        if ack is DONE or ack.done:
+        if ack is DONE:
             self._release(run, None)
-        else:
+        else:  # in commit order, even when a later commit is durable first
             ack.then(lambda error: self._release(run, error))
 
     def _release(self, run: Run, error: BaseException | None) -> None:
