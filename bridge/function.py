@@ -167,7 +167,7 @@ def _unregister_host(identity: tuple[str, int], host: LoopHost) -> None:
 class _Key:
     """The Flink thread's bookkeeping of one key that has inputs in flight."""
 
-    __slots__ = ("alive", "delay", "head", "new", "outbox", "restored", "sent", "stored", "tail",
+    __slots__ = ("alive", "delay", "head", "outbox", "restored", "sent", "stored", "tail",
                  "timer", "wrote_calls")  # fmt: skip
 
     def __init__(self, head: int, tail: int, stored: bool = True) -> None:
@@ -177,8 +177,9 @@ class _Key:
         self.alive = False  # the loop holds this key's actor
         self.restored = head < tail  # inputs left by an earlier attempt: replay their calls
         self.wrote_calls = False
-        self.stored = stored  # ``fa_queue`` is as ``_save_positions`` keeps it for this key
-        self.new = False  # nothing of the key is in keyed state: no snapshot to read back
+        # ``fa_queue`` is as ``_save_positions`` keeps it for this key. Until then the key is
+        # new: nothing of it is in keyed state, so there is no snapshot to read back.
+        self.stored = stored
         self.delay = 0
         self.timer: int | None = None
         self.outbox: Outbox = deque()
@@ -306,7 +307,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             if state is None:
                 if self._key_of is not None:
                     _check_key(key, value, ctx)
-                state = self._wake(key)
+                state = self._stored_key(key)
             if state.head == state.tail and self._host.parked:
                 # The common case: an idle key, and the loop is this thread's. The input runs
                 # right here, and unless it outlives this call keyed state never holds it.
@@ -344,15 +345,17 @@ class AgentProcessFunction(KeyedProcessFunction):
         state = self._idle.pop(key, None)
         if state is not None:  # its actor stayed on the loop, and its queue is empty
             return state
+        return self._stored_key(key)
+
+    def _stored_key(self, key: Hashable) -> _Key:
+        """The bookkeeping of a key whose actor is not on the loop, from keyed state."""
         positions = self._queue.value()
         if positions is not None:
             return _Key(*positions)
         # Without a state TTL, every key that ever ran keeps its positions (see
         # ``_save_positions``), so one without them is new: its first input skips reading
         # ``fa_snapshot``. In ``process`` mode each keyed-state read is a round trip to the JVM.
-        state = _Key(0, 0, stored=not self._keep_positions)
-        state.new = not state.stored
-        return state
+        return _Key(0, 0, stored=not self._keep_positions)
 
     def _activate(self, key: Hashable, ctx: Any, watch_end: bool = True) -> _Key:
         state = self._keys.get(key)
@@ -430,8 +433,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             calls = {slot: record for slot, record in self._calls.items()} or None
             state.restored = False
             state.wrote_calls = calls is not None
-        snapshot = None if state.alive or state.new else self._snapshot.value()
-        state.new = False
+        snapshot = None if state.alive or not state.stored else self._snapshot.value()
         seq = self._next_seq
         self._next_seq += 1
         state.sent += 1

@@ -331,8 +331,7 @@ class MemoryStore:
             )
         if existing is _MISSING:
             self._ensure_parents(path)
-        overlay = self._overlay
-        (self._base if overlay is None else overlay)[path] = stored
+        self._write(path, stored)
         if self._ttl is not None:
             self._ttl.touch(path)
         return _reference(self.memory_type, path)

@@ -30,7 +30,11 @@ from pydantic import BaseModel
 from ..errors import JournalError, ReplayedError
 from .packer import ThreadPacker
 
-__all__ = ["Codec", "JournalEncodeError"]
+__all__ = ["ALWAYS_ENCODABLE", "Codec", "JournalEncodeError"]
+
+ALWAYS_ENCODABLE = frozenset({type(None), bool, int, float, str, bytes})
+"""Exact types whose values every codec encodes, whatever they hold (an int beyond 64 bits is
+widened)."""
 
 _TUPLE = 1
 _SET = 2

@@ -18,7 +18,7 @@ import structlog
 from ..durable import RECONCILE, DurableCall, Outcome, Reconcile
 from ..errors import ActionFailedError, JournalError, NonDeterminismError, ReplayedError
 from ..memory import MemoryStore, MemoryType, split_delta
-from .codec import Codec, JournalEncodeError
+from .codec import ALWAYS_ENCODABLE, Codec, JournalEncodeError
 from .records import (
     COMPLETED,
     INPUT_ACCEPTED,
@@ -37,9 +37,6 @@ __all__ = ["DIVERGENCE_MODES", "Journal", "RecoveredInput", "RecoveredJournal", 
 logger = structlog.get_logger("flink_agents_async")
 
 DIVERGENCE_MODES = ("warn", "strict")
-
-# Exact types the codec encodes whatever the value (an int beyond 64 bits is widened).
-_ALWAYS_ENCODABLE = frozenset({type(None), bool, int, float, str, bytes})
 
 
 @dataclass
@@ -247,7 +244,7 @@ class Journal:
         scalar types, which always encode, are not encoded just to find that out."""
         if self.store.snapshot_commits:
             for output in outputs:
-                if type(output) not in _ALWAYS_ENCODABLE:
+                if type(output) not in ALWAYS_ENCODABLE:
                     break
             else:
                 return b""

@@ -49,8 +49,12 @@ def item_digest(item_bytes: bytes) -> bytes:
     return hashlib.blake2b(item_bytes, digest_size=16).digest()
 
 
-# Every record packs as [FORMAT_VERSION, *its fields] (see ``_unpack``).
 _record_packer = ThreadPacker(use_bin_type=True)
+
+
+def _pack(*fields: Any) -> bytes:
+    """A record as [FORMAT_VERSION, *fields] (see ``_unpack``)."""
+    return _record_packer.pack([FORMAT_VERSION, *fields])
 
 
 def _unpack(data: bytes, width: int, what: str, *what_args: Any) -> list[Any]:
@@ -93,7 +97,7 @@ class InputRecord:
         return item_digest(self.item)
 
     def pack(self) -> bytes:
-        return _record_packer.pack([FORMAT_VERSION, self.key, self.item])
+        return _pack(self.key, self.item)
 
     @classmethod
     def unpack(cls, seq: int, status: int, data: bytes) -> InputRecord:
@@ -114,9 +118,7 @@ class CallRecord:
     payload: bytes = b""
 
     def pack(self) -> bytes:
-        return _record_packer.pack(
-            [FORMAT_VERSION, self.function_id, self.digest, self.status, self.ok, self.payload]
-        )
+        return _pack(self.function_id, self.digest, self.status, self.ok, self.payload)
 
     @staticmethod
     def fields(slot: int, data: bytes) -> list[Any]:
@@ -146,7 +148,7 @@ class CommitRecord:
     calls: int = 0
 
     def pack(self) -> bytes:
-        return _record_packer.pack([FORMAT_VERSION, self.run, self.delta, self.calls])
+        return _pack(self.run, self.delta, self.calls)
 
     @classmethod
     def unpack(cls, seq: int, commit_no: int, key: bytes, data: bytes) -> CommitRecord:
@@ -165,7 +167,7 @@ class OutputsRecord:
     outputs: bytes
 
     def pack(self) -> bytes:
-        return _record_packer.pack([FORMAT_VERSION, self.run, self.calls, self.outputs])
+        return _pack(self.run, self.calls, self.outputs)
 
     @classmethod
     def unpack(cls, data: bytes, seq: int | None = None) -> OutputsRecord:
@@ -186,16 +188,8 @@ class FailureRecord:
     calls: int = 0
 
     def pack(self) -> bytes:
-        return _record_packer.pack(
-            [
-                FORMAT_VERSION,
-                self.run,
-                self.action,
-                self.event_type,
-                self.error_type,
-                self.message,
-                self.calls,
-            ]
+        return _pack(
+            self.run, self.action, self.event_type, self.error_type, self.message, self.calls
         )
 
     @classmethod
@@ -216,7 +210,7 @@ class SnapshotRecord:
     memory: bytes
 
     def pack(self) -> bytes:
-        return _record_packer.pack([FORMAT_VERSION, self.commit_no, self.runs, self.memory])
+        return _pack(self.commit_no, self.runs, self.memory)
 
     @classmethod
     def unpack(cls, key: bytes, data: bytes) -> SnapshotRecord:

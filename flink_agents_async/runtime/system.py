@@ -193,7 +193,7 @@ class ActorSystem:
 
         ``on_settled(seq, outputs, error)`` is called once the run ended; a run that never awaits
         ends (and calls it) before this returns."""
-        actor = self.actors.get(key) or self.actor(key)
+        actor = self.actor(key)
         self.unfinished += 1
         actor.deliver(InputItem(value, seq, None, calls, on_settled))
 
