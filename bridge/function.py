@@ -79,7 +79,8 @@ from flink_agents_async.config import (
     ShortTermMemoryOptions,
     at_least,
 )
-from flink_agents_async.errors import ConfigurationError, InputError, RuntimeClosedError
+from flink_agents_async.errors import ConfigurationError, KeyHaltedError, RuntimeClosedError
+from flink_agents_async.keys import check_key
 
 from .host import LoopHost, Outbox
 from .metrics import FlinkMetricsMirror
@@ -122,12 +123,8 @@ _live_hosts: dict[tuple[str, int], list[tuple[int, LoopHost]]] = {}
 _live_hosts_lock = threading.Lock()
 
 
-def _unhashable(key: Any, value: Any) -> InputError:
-    return InputError(
-        f"the key {key!r:.200} of input {value!r:.200} is a {type(key).__name__}, which cannot "
-        "be an actor's key because it is not hashable: make the key selector return a str, an "
-        "int or a tuple"
-    )
+def _input_named(value: Any) -> str:
+    return f"the input {value!r:.200} (make the key selector return a str, an int or a tuple)"
 
 
 def _check_key(key: Hashable, value: Any, ctx: Any) -> None:
@@ -301,10 +298,12 @@ class AgentProcessFunction(KeyedProcessFunction):
         try:
             state = self._keys.get(key)
         except TypeError:
-            raise _unhashable(key, value) from None
+            check_key(key, _input_named(value))  # raises, naming the input
+            raise
         if state is None:
             state = self._idle.pop(key, None)  # its actor stayed on the loop, queue empty
             if state is None:
+                check_key(key, _input_named(value))
                 if self._key_of is not None:
                     _check_key(key, value, ctx)
                 state = self._stored_key(key)
@@ -502,7 +501,10 @@ class AgentProcessFunction(KeyedProcessFunction):
     def _failed(self, key: Hashable, state: _Key, error: BaseException) -> None:
         if isinstance(error, RuntimeClosedError):
             return  # the subtask is closing; the input was consumed by the closing attempt
-        if self._host.system.error_strategy == "ignore":
+        kept = isinstance(error, KeyHaltedError) or getattr(error, "input_kept", False)
+        if self._host.system.error_strategy == "ignore" and not kept:
             return  # logged by the runtime; the input is skipped as on every host
+        # Otherwise the job fails and restarts from its checkpoint; an input that could not be
+        # replayed is never skipped, so it runs again there (with its calls) once fixed.
         state.alive = False  # a failed job restarts from its checkpoint, not from this actor
         raise error

@@ -173,6 +173,13 @@ def _class_members(agent: Agent) -> Iterator[tuple[str, Any]]:
 def _check_signature(name: str, func: Callable[..., Any]) -> None:
     if not callable(func):
         raise AgentDefinitionError(f"action {name!r} is not callable: {func!r}")
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise AgentDefinitionError(
+            f"action {name!r} is a generator function (it uses `yield`), so its body would "
+            "never run: an action is a plain function or an `async def` coroutine. Instead of "
+            "`yield from ctx.execute_async(fn, ...)` write `await ctx.durable_execute_async(fn, "
+            "...)` in an `async def` action"
+        )
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):

@@ -1,8 +1,9 @@
 """The ``flink-agents-async`` command line: look inside a journal directory.
 
 ``flink-agents-async journal DIR`` lists the keys with their runs; ``--key K`` shows each run of
-that key with its durable calls (slot, function, status, result). It only reads. A missing,
-corrupt or foreign file is reported with its path and exit status 2, never a traceback.
+that key with its durable calls (slot, function, status, result). It never writes: the journal
+is opened read-only, with no lock taken, so it can be looked at while a runtime runs on it. A
+missing, damaged or foreign file is reported with its path and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -52,16 +53,36 @@ class _Key:
 
 
 def _summary(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # a value rebuilt from the journal whose repr needs more than it has
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= _SUMMARY_WIDTH else text[: _SUMMARY_WIDTH - 3] + "..."
 
 
 def _load(directory: str) -> tuple[dict[str, bytes], dict[bytes, _Key], Codec]:
     stored = read_journal(directory)
+    for problem in stored.problems:
+        sys.stderr.write(f"flink-agents-async: warning: {problem}\n")
     try:
         return _index(stored)
     except JournalError as error:
         raise JournalError(f"{directory}: {error}") from error
+
+
+class _UndecodableKey:
+    """A key whose bytes cannot be decoded here (shown, never matched by ``--key``)."""
+
+    def __init__(self, key_bytes: bytes, error: JournalError) -> None:
+        self.key_bytes = key_bytes
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"<undecodable key 0x{self.key_bytes[:16].hex()}>"
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
 
 
 def _index(stored: Any) -> tuple[dict[str, bytes], dict[bytes, _Key], Codec]:
@@ -70,7 +91,11 @@ def _index(stored: Any) -> tuple[dict[str, bytes], dict[bytes, _Key], Codec]:
 
     def entry(key_bytes: bytes) -> _Key:
         if key_bytes not in keys:
-            keys[key_bytes] = _Key(codec.decode(key_bytes, "a key"))
+            try:
+                key: Any = codec.decode(key_bytes, "a key")
+            except JournalError as error:
+                key = _UndecodableKey(key_bytes, error)
+            keys[key_bytes] = _Key(key)
         return keys[key_bytes]
 
     for key_bytes, data in stored.snapshots:
@@ -113,8 +138,8 @@ def _describe_call(record: CallRecord, codec: Codec) -> str:
 
 
 def _print_keys(meta: dict[str, bytes], keys: dict[bytes, _Key], out: TextIO) -> None:
-    agent = meta.get("agent", b"?").decode()
-    mode = meta.get("mode", b"?").decode()
+    agent = _text(meta.get("agent", b"?"))
+    mode = _text(meta.get("mode", b"?"))
     out.write(f"agent {agent}, mode {mode}, {len(keys)} key(s)\n")
     out.write(
         f"{'KEY':<30} {'RUNS':>5} {'COMMITTED':>9} {'FAILED':>6} {'PENDING':>7} {'CALLS':>6}\n"
@@ -177,6 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return journal_command(args.directory, args.key, sys.stdout)
     except JournalError as error:
         sys.stderr.write(f"flink-agents-async: {error}\n")
+        return 2
+    except Exception as error:  # a journal no check foresaw: still a message, not a traceback
+        sys.stderr.write(
+            f"flink-agents-async: cannot show the journal at {args.directory}: "
+            f"{type(error).__name__}: {error}\n"
+        )
         return 2
 
 

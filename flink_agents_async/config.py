@@ -237,8 +237,18 @@ class AgentExecutionOptions:
     """Inputs one key may hold waiting before a producer must wait for room."""
 
     MAX_EVENTS_PER_RUN = ConfigOption("max-events-per-run", int, 100_000)
-    """Events one run may route before it is failed as a probable event loop (an action that
+    """Events one run may queue before it is failed as a probable event loop (an action that
     keeps triggering itself)."""
+
+    ACTION_TIMEOUT = ConfigOption("action-timeout", float, 0.0)
+    """Seconds one action may take before its run fails (0: no limit). An async action is
+    cancelled when it is exceeded; a sync one blocks the loop, so its run fails once it
+    returns."""
+
+    RUN_TIMEOUT = ConfigOption("run-timeout", float, 0.0)
+    """Seconds one run may take, from its start to its last action, before it fails and its
+    tasks are cancelled (0: no limit). A sync durable function in a thread cannot be
+    interrupted: the run ends when it returns."""
 
 
 class ShortTermMemoryOptions:
@@ -268,6 +278,14 @@ class JournalOptions:
     COMPACTION_INTERVAL = ConfigOption("journal.compaction.interval", int, 1000)
     """Commits between two compactions (folding committed runs into memory snapshots)."""
 
+    MAX_RECORD_BYTES = ConfigOption("journal.max-record-bytes", int, None)
+    """The most bytes one journal record may take (a durable result, a run's memory changes and
+    outputs); a bigger one fails its call or run. Unset: what SQLite can hold (about 1 GB)."""
+
+    ALLOW_LOST_WRITES = ConfigOption("journal.allow-lost-writes", bool, False)
+    """Resume from a journal that lost committed writes (a missing or damaged ``-wal`` file, a
+    copy of the main file alone); their runs then run again. Off: such a journal is refused."""
+
     DIVERGENCE = ConfigOption("durable.divergence", str, "warn")
     """A replayed run calling something else than recorded: ``warn`` and re-execute from that
     slot, or ``strict`` (raise ``NonDeterminismError``)."""
@@ -283,6 +301,9 @@ KEYWORD_OPTIONS: dict[str, str] = {
     "error_handling_strategy": AgentExecutionOptions.ERROR_HANDLING_STRATEGY.key,
     "max_retries": AgentExecutionOptions.MAX_RETRIES.key,
     "mailbox_capacity": AgentExecutionOptions.MAILBOX_CAPACITY.key,
+    "max_events_per_run": AgentExecutionOptions.MAX_EVENTS_PER_RUN.key,
+    "action_timeout": AgentExecutionOptions.ACTION_TIMEOUT.key,
+    "run_timeout": AgentExecutionOptions.RUN_TIMEOUT.key,
     "journal_dir": JournalOptions.DIR.key,
     "durability": JournalOptions.DURABILITY.key,
     "divergence": JournalOptions.DIVERGENCE.key,

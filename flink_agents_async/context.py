@@ -144,13 +144,18 @@ class RunnerContext(ABC):
 
 
 class ActionContext(RunnerContext):
-    """The context of one action invocation within a run."""
+    """The context of one action invocation within a run.
 
-    __slots__ = ("_action", "_run")
+    It belongs to that run: used after the run ended, or from another thread, its memory,
+    events and durable calls raise ``ContextUsageError``.
+    """
 
-    def __init__(self, run: Run, action: ActionSpec) -> None:
+    __slots__ = ("_action", "_event_type", "_run")
+
+    def __init__(self, run: Run, action: ActionSpec, event_type: str = "") -> None:
         self._run = run
         self._action = action
+        self._event_type = event_type
 
     @property
     def key(self) -> Hashable:
@@ -181,11 +186,13 @@ class ActionContext(RunnerContext):
 
     @property
     def sensory_memory(self) -> MemoryObject:
+        self._run.check_usable("sensory_memory")
         return self._run.sensory_view
 
     @property
     def short_term_memory(self) -> MemoryObject:
-        return self._run.actor.short_term_view
+        self._run.check_usable("short_term_memory")
+        return self._run.short_term_view
 
     @property
     def long_term_memory(self) -> Any:
@@ -219,7 +226,9 @@ class ActionContext(RunnerContext):
         **kwargs: Any,
     ) -> Any:
         ensure_not_durable("durable_execute()")
-        return self._run.durable_call(func, args, kwargs, reconciler, self._action.name)
+        return self._run.durable_call(
+            func, args, kwargs, reconciler, self._action.name, self._event_type
+        )
 
     def durable_execute_async(
         self,
@@ -229,7 +238,9 @@ class ActionContext(RunnerContext):
         **kwargs: Any,
     ) -> Awaitable[Any]:
         ensure_not_durable("durable_execute_async()")
-        return self._run.durable_call_async(func, args, kwargs, reconciler, self._action.name)
+        return self._run.durable_call_async(
+            func, args, kwargs, reconciler, self._action.name, self._event_type
+        )
 
     def execute_async(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
         ensure_not_durable("execute_async()")

@@ -13,6 +13,8 @@ with the "inside a durable function" marker set.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
 import sys
@@ -64,6 +66,9 @@ class DurableCall:
     is_async_function: bool
     action: str = ""
     digest: bytes | None = None
+    # How a sync function run in a thread ended, kept even when its caller was cancelled
+    # meanwhile, so that what it did is journaled all the same.
+    outcome: Outcome | None = None
 
 
 class Reconcile:
@@ -99,6 +104,9 @@ class CallRecorder(Protocol):
 
         Raises ``JournalEncodeError`` (after recording that error as the outcome) when the
         value cannot be journaled."""
+
+    def kept_for_retry(self) -> dict[int, bytes]:
+        """The recorded calls a retry of the run replays (slot -> record)."""
 
 
 def function_id(func: Callable[..., Any]) -> str:
@@ -204,7 +212,36 @@ def call_awaitable(call: DurableCall, limiter: anyio.CapacityLimiter) -> Awaitab
     enter_durable(call.function_id)
     if call.is_async_function:
         return call.func(*call.args, **call.kwargs)
-    return anyio.to_thread.run_sync(run_sync, call, limiter=limiter)
+    return _in_thread(call, limiter)
+
+
+async def _in_thread(call: DurableCall, limiter: anyio.CapacityLimiter) -> Any:
+    """Run a sync function in the pool. A thread cannot be interrupted, so a cancelled caller
+    waits for it to end before it is cancelled: no durable function outlives the run that made
+    it (a retry never runs it twice at once), and its outcome stays on ``call`` to be
+    journaled."""
+    work = asyncio.ensure_future(
+        anyio.to_thread.run_sync(_run_keeping_outcome, call, limiter=limiter)
+    )
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        while not work.done():
+            with contextlib.suppress(asyncio.CancelledError):  # again: still wait for the thread
+                await asyncio.wait([work])
+        if not work.cancelled():
+            work.exception()  # the outcome is on ``call``; the caller gets the cancellation
+        raise
+
+
+def _run_keeping_outcome(call: DurableCall) -> Any:
+    try:
+        value = run_sync(call)
+    except BaseException as error:
+        call.outcome = Outcome(error=error)
+        raise
+    call.outcome = Outcome(value)
+    return value
 
 
 def _target(call: DurableCall, recorder: CallRecorder, replayed: Any) -> tuple[DurableCall, Any]:
@@ -216,10 +253,12 @@ def _target(call: DurableCall, recorder: CallRecorder, replayed: Any) -> tuple[D
     return call, recorder.started(call)
 
 
-def execute_now(call: DurableCall, recorder: CallRecorder) -> Any:
-    """``durable_execute``: the recorded outcome if the journal has one, else call ``fn`` (or,
-    for a call found PENDING, its reconciler) here and record what it did."""
-    replayed = recorder.replay(call)
+def execute_now(
+    call: DurableCall, recorder: CallRecorder, replayed: Outcome | Reconcile | None
+) -> Any:
+    """``durable_execute``: the recorded outcome if the journal has one (``replayed``, what
+    ``recorder.replay`` said), else call ``fn`` (or, for a call found PENDING, its reconciler)
+    here and record what it did."""
     if isinstance(replayed, Outcome):
         return replayed.unwrap()
     target, ack = _target(call, recorder, replayed)
@@ -248,12 +287,23 @@ async def execute_in_task(
         await ack
     try:
         outcome = Outcome(value=await call_awaitable(target, limiter))
+    except asyncio.CancelledError:
+        if target.outcome is not None:  # a thread finished the call while we were cancelled
+            _record_anyway(recorder, call, target.outcome)
+        raise
     except Exception as error:
         outcome = Outcome(error=error)
     ack = recorder.finished(call, outcome)
     if ack is not None:
         await ack
     return outcome.unwrap()
+
+
+def _record_anyway(recorder: CallRecorder, call: DurableCall, outcome: Outcome) -> None:
+    """Journal what a call did although its run is being cancelled: a retry or a restart then
+    replays it instead of doing it again. Nobody waits for it, so a failure changes nothing."""
+    with contextlib.suppress(Exception):
+        recorder.finished(call, outcome)
 
 
 def reconciler_call(call: DurableCall) -> DurableCall:

@@ -24,6 +24,10 @@ class InputError(FlinkAgentsAsyncError, ValueError):
     """An input item is malformed (not a dict, no value, unknown field). Names the index."""
 
 
+class UnhashableKeyError(InputError, TypeError):
+    """A key that is not hashable: an ``InputError``, and a ``TypeError`` as Python's own."""
+
+
 class ConfigurationError(FlinkAgentsAsyncError, ValueError):
     """A configuration value or file cannot be used. Names the key or the file."""
 
@@ -40,22 +44,58 @@ class DurableContextError(FlinkAgentsAsyncError, RuntimeError):
     """
 
 
+class ContextUsageError(FlinkAgentsAsyncError, RuntimeError):
+    """A ``RunnerContext`` (or a memory view from it) was used where it no longer belongs.
+
+    Either after its run ended (a task started by an action outlived it: await it inside the
+    action), or from a thread other than the event loop's (hand the value back to the action
+    instead). Raised rather than letting the write land in another run or bypass the journal.
+    """
+
+
 class ActionFailedError(FlinkAgentsAsyncError):
-    """One run failed because an action raised. The original exception is ``__cause__``."""
+    """One run failed because an action raised. The original exception is ``__cause__``.
+
+    ``input_kept`` is True when the run could not be replayed (a divergence in strict mode, a
+    journaled value this process cannot read): its input and its journaled calls are kept, and
+    the next start runs it again once the cause is fixed.
+    """
 
     def __init__(
-        self, key: Hashable, run: int, action: str, event_type: str, cause: BaseException
+        self,
+        key: Hashable,
+        run: int,
+        action: str,
+        event_type: str,
+        cause: BaseException,
+        *,
+        input_kept: bool = False,
     ) -> None:
         self.key = key
         self.run = run
         self.action = action
         self.event_type = event_type
         self.cause = cause
-        super().__init__(
+        self.input_kept = input_kept
+        message = (
             f"run {run} of key {key!r} failed in action {action!r} "
-            f"handling event type {event_type!r}: {type(cause).__name__}: {cause}"
+            f"handling event type {event_type!r}: {type(cause).__name__}: {_text_of(cause)}"
         )
+        if input_kept:
+            message += (
+                " (the input and its journaled calls are kept: fix the cause and start again "
+                "to finish it; later inputs of this key wait until then)"
+            )
+        super().__init__(message)
         self.__cause__ = cause
+
+
+def _text_of(error: BaseException) -> str:
+    """``str(error)``, or a stand-in when its ``__str__`` itself fails."""
+    try:
+        return str(error)
+    except Exception:
+        return f"<unprintable {type(error).__name__}>"
 
 
 class ExecutionError(FlinkAgentsAsyncError):
@@ -103,6 +143,28 @@ class ReplayedError(FlinkAgentsAsyncError):
 
 class JournalError(FlinkAgentsAsyncError):
     """A journal cannot be read or written (corrupt, foreign, or belongs to other input)."""
+
+
+class JournalWriteError(JournalError):
+    """The journal could not be written (a full disk, an I/O error): the runtime stops.
+
+    Every input waiting for a result gets this error; inputs accepted before stay journaled and
+    run at the next start.
+    """
+
+
+class JournalLockedError(JournalError):
+    """Another runtime (another process, or another environment of this one) holds the journal.
+
+    One journal directory serves one runtime at a time; the message names the holder.
+    """
+
+
+class KeyHaltedError(FlinkAgentsAsyncError):
+    """An input of a key that is halted: an earlier input of the key could not be replayed.
+
+    The input stays journaled and runs, in order, at the next start once the cause is fixed.
+    """
 
 
 class RuntimeBusyError(FlinkAgentsAsyncError):

@@ -14,7 +14,7 @@ import functools
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -366,22 +366,39 @@ class MemoryStore:
 
     # -- snapshots (used by stores that persist a key's state) ------------------------------
 
-    def snapshot(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    def snapshot(self, *, pending: bool = False) -> tuple[dict[str, Any], dict[str, list[str]]]:
         """The committed state as plain data: ``({path: value}, {object path: [children]})``
-        (expired values left out)."""
+        (expired values left out). ``pending``: as it will be once the open transaction
+        commits (so that a commit can be encoded, and refused, before it happens)."""
         values: dict[str, Any] = {}
         objects: dict[str, list[str]] = {}
         ttl = self._ttl  # every commit of a snapshot-keeping host takes this path
-        for path, entry in self._base.items():
+        entries = self._base
+        if pending and self._overlay:
+            entries = {**entries, **self._overlay}
+        for path, entry in entries.items():
             if type(entry) is _ObjectNode:
                 objects[path] = list(entry.children)
-            elif ttl is None or not ttl.expired(path):
+            elif entry is not _DELETED and (ttl is None or not ttl.expired(path)):
                 values[path] = entry
         return values, objects
 
-    def stamps(self) -> dict[str, float]:
-        """When each value was last refreshed (for TTL), empty without a TTL."""
-        return dict(self._ttl.stamps) if self._ttl is not None else {}
+    def stamps(self, *, pending: bool = False) -> dict[str, float]:
+        """When each value was last refreshed (for TTL), empty without a TTL; ``pending``:
+        with the refreshes of the open transaction."""
+        ttl = self._ttl
+        if ttl is None:
+            return {}
+        if pending and ttl.pending:
+            return {**ttl.stamps, **ttl.pending}
+        return dict(ttl.stamps)
+
+    def pending_delta(self) -> list[Any]:
+        """The open transaction's writes as plain data, as ``split_delta`` gives a commit's
+        delta: what the commit will record, encodable (and refusable) before it happens."""
+        ttl = self._ttl
+        stamps = dict(ttl.pending or {}) if ttl is not None else {}
+        return split_delta(self._overlay or {}, stamps=stamps)
 
     def apply_delta(
         self,
@@ -453,9 +470,15 @@ class _Expiry:
         return stamp is not None and self.clock() - stamp > self.seconds
 
 
-def split_delta(delta: dict[str, Any], store: MemoryStore | None = None) -> list[Any]:
+def split_delta(
+    delta: dict[str, Any],
+    store: MemoryStore | None = None,
+    *,
+    stamps: dict[str, float] | None = None,
+) -> list[Any]:
     """A delta from ``MemoryStore.commit`` as plain data: [values, objects, deleted paths,
-    TTL stamps of the written values]."""
+    TTL stamps of the written values] (``stamps`` given, or those of ``store``'s last
+    commit)."""
     values: dict[str, Any] = {}
     objects: dict[str, list[str]] = {}
     deleted: list[str] = []
@@ -468,8 +491,17 @@ def split_delta(delta: dict[str, Any], store: MemoryStore | None = None) -> list
             values[path] = entry
     # Every TTL refresh of the run, by writes and (with refresh on read) by reads, so that
     # a recovered key expires when it would have.
-    stamps = dict(store._ttl.committed) if store is not None and store._ttl is not None else {}
+    if stamps is None:
+        ttl = store._ttl if store is not None else None
+        stamps = dict(ttl.committed) if ttl is not None else {}
     return [values, objects, deleted, stamps]
+
+
+class Owner(Protocol):
+    """What a memory view handed to an action belongs to (its run): it says whether the view
+    may still be used here and now."""
+
+    def check_usable(self, operation: str) -> None: ...
 
 
 class MemoryObject:
@@ -478,13 +510,24 @@ class MemoryObject:
     Values are recursively None/bool/int/float/str/bytes, lists, or dicts with str keys; a value
     of any other type is rejected by ``set`` with a ``TypeError`` naming the path and how to
     convert it, and the memory is left unchanged.
+
+    A view an action gets from its context belongs to that run: used after the run ended (by a
+    task that outlived it) or from another thread, it raises instead of writing into whatever
+    run the key is in by then.
     """
 
-    __slots__ = ("_prefix", "_store")
+    __slots__ = ("_owner", "_prefix", "_store")
 
-    def __init__(self, store: MemoryStore, prefix: str = _ROOT) -> None:
+    def __init__(self, store: MemoryStore, prefix: str = _ROOT, owner: Owner | None = None) -> None:
         self._store = store
         self._prefix = prefix
+        self._owner = owner
+
+    def _adopt(self, value: Any) -> Any:
+        """A nested object read through this view belongs to the same run."""
+        if type(value) is MemoryObject:
+            value._owner = self._owner
+        return value
 
     @property
     def memory_type(self) -> MemoryType:
@@ -501,16 +544,21 @@ class MemoryObject:
         ``MemoryObject``, or ``None`` when nothing is there."""
         if running_durable_function() is not None:
             ensure_not_durable("reading memory")
+        owner = self._owner
+        if owner is not None:
+            owner.check_usable("reading memory")
         if type(path_or_ref) is str and path_or_ref and "." not in path_or_ref and not self._prefix:
-            return self._store.get(path_or_ref)  # a field of the root: its own absolute path
-        if isinstance(path_or_ref, MemoryRef):
+            value = self._store.get(path_or_ref)  # a field of the root: its own absolute path
+        elif isinstance(path_or_ref, MemoryRef):
             if path_or_ref.memory_type != self._store.memory_type:
                 raise ValueError(
                     f"{path_or_ref!r} points into {path_or_ref.memory_type.value} memory, "
                     f"not {self._store.memory_type.value} memory: use ref.resolve(ctx)"
                 )
-            return self._store.get(_validate_path(path_or_ref.path, "get"))
-        return self._store.get(self._absolute(path_or_ref, "get"))
+            value = self._store.get(_validate_path(path_or_ref.path, "get"))
+        else:
+            value = self._store.get(self._absolute(path_or_ref, "get"))
+        return value if owner is None else self._adopt(value)
 
     def set(self, path: str, value: Any) -> MemoryRef:
         """Store ``value`` at a relative path, creating missing parent objects.
@@ -519,6 +567,8 @@ class MemoryObject:
         """
         if running_durable_function() is not None:
             ensure_not_durable("writing memory")
+        if self._owner is not None:
+            self._owner.check_usable("writing memory")
         if type(path) is str and path and "." not in path and not self._prefix:
             return self._store.set(path, value)  # a field of the root: its own absolute path
         return self._store.set(self._absolute(path, "set"), value)
@@ -528,26 +578,31 @@ class MemoryObject:
 
         Raises ``ValueError`` if something is already there, unless ``overwrite=True``.
         """
-        ensure_not_durable("writing memory")
-        return self._store.new_object(self._absolute(path, "new_object"), overwrite)
+        self._check("writing memory")
+        return self._adopt(self._store.new_object(self._absolute(path, "new_object"), overwrite))
 
     def is_exist(self, path: str) -> bool:
         """Whether a value or an object exists at a relative path."""
-        ensure_not_durable("reading memory")
+        self._check("reading memory")
         return self._store.exists(self._absolute(path, "is_exist"))
 
     def get_field_names(self) -> list[str]:
         """The names of this object's direct fields, sorted."""
-        ensure_not_durable("reading memory")
+        self._check("reading memory")
         return self._store.children(self._prefix)
 
     def get_fields(self) -> dict[str, Any]:
         """This object's direct fields: values, with nested objects as ``MemoryObject``."""
-        ensure_not_durable("reading memory")
+        self._check("reading memory")
         return {
-            name: self._store.get(_join(self._prefix, name))
+            name: self._adopt(self._store.get(_join(self._prefix, name)))
             for name in self._store.children(self._prefix)
         }
+
+    def _check(self, operation: str) -> None:
+        ensure_not_durable(operation)
+        if self._owner is not None:
+            self._owner.check_usable(operation)
 
     def to_dict(self) -> dict[str, Any]:
         """This object and everything below it as plain nested dicts (a detached copy)."""

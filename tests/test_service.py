@@ -369,6 +369,7 @@ async def test_stats_in_a_controlled_situation() -> None:
             "queued_inputs": 0,
             "inflight_runs": 0,
             "unfinished_inputs": 0,
+            "output_streams": 0,
         }
         handles = [
             await runtime.submit("k1", "k1-a"),
@@ -384,6 +385,7 @@ async def test_stats_in_a_controlled_situation() -> None:
             "queued_inputs": 3,
             "inflight_runs": 2,
             "unfinished_inputs": 5,
+            "output_streams": 0,
         }
         gates["k2-a"].set()
         await asyncio.wait_for(handles[4], GUARD)
@@ -398,6 +400,7 @@ async def test_stats_in_a_controlled_situation() -> None:
             "queued_inputs": 0,
             "inflight_runs": 0,
             "unfinished_inputs": 0,
+            "output_streams": 0,
         }
 
 

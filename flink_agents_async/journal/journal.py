@@ -16,8 +16,14 @@ import anyio.to_thread
 import structlog
 
 from ..durable import RECONCILE, DurableCall, Outcome, Reconcile
-from ..errors import ActionFailedError, JournalError, NonDeterminismError, ReplayedError
-from ..memory import MemoryStore, MemoryType, split_delta
+from ..errors import (
+    ActionFailedError,
+    JournalError,
+    JournalWriteError,
+    NonDeterminismError,
+    ReplayedError,
+)
+from ..memory import MemoryStore, MemoryType
 from .codec import ALWAYS_ENCODABLE, Codec, JournalEncodeError
 from .records import (
     COMPLETED,
@@ -140,7 +146,7 @@ class Journal:
         for name, expected in job.items():
             found = meta.get(name)
             if found is None:
-                self.store.write([("meta", name, expected.encode())])
+                self._write([("meta", name, expected.encode())])
             elif found.decode() != expected:
                 raise JournalError(
                     f"{self.store.describe()} belongs to a job with {name} {found.decode()!r}, "
@@ -230,13 +236,42 @@ class Journal:
     def accept(self, seq: int, key_bytes: bytes, item: bytes) -> Ack:
         if not self.recording:
             return DONE
+        self._check_size(len(key_bytes) + len(item), "input {}", seq)
         record = InputRecord(seq, key_bytes, item)
-        return self.store.write([("input", seq, key_bytes, INPUT_ACCEPTED, record)])
+        return self._write([("input", seq, key_bytes, INPUT_ACCEPTED, record)])
 
     def recorder(
         self, seq: int, key: Hashable, run: int, calls: dict[int, bytes] | None
     ) -> RunRecorder:
         return RunRecorder(self, seq, key, run, calls or {})
+
+    def _write(self, ops: list[Any]) -> Ack:
+        """Hand ``ops`` to the store; a store that fails in any way fails as
+        ``JournalWriteError`` (the runtime then stops)."""
+        try:
+            return self.store.write(ops)
+        except JournalError:
+            raise
+        except Exception as error:
+            raise JournalWriteError(
+                f"the journal {self.store.describe()} could not be written: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the store can no longer be written, or None while it can."""
+        return self.store.failure
+
+    def _check_size(self, size: int, what: str, *what_args: Any) -> None:
+        """Refuse a record the store cannot hold: that call or run fails, the journal stays
+        writable for everything else."""
+        limit = self.store.max_record_bytes
+        if limit is not None and size > limit:
+            raise JournalEncodeError(
+                f"{what.format(*what_args)} takes {size:,} bytes in the journal, more than the "
+                f"{limit:,} one record may hold (journal.max-record-bytes)"
+            )
 
     def encode_outputs(self, outputs: list[Any], key: Hashable, run: int) -> bytes:
         """The outputs of a run as codec bytes (raises ``JournalEncodeError`` if one cannot be
@@ -250,22 +285,43 @@ class Journal:
                 return b""
         return self.codec.encode(outputs, "an output of run {} of key {!r}", run, key)
 
+    def prepare_commit(self, actor: Any, run: int, outputs: bytes) -> bytes:
+        """The memory a commit of ``actor``'s open run records (its delta, or its whole memory
+        for a store that commits snapshots), encoded before the memory commits: a run that
+        cannot be recorded is failed with its key as it was (raises ``JournalEncodeError``)."""
+        if not self.recording:
+            return b""  # memory holds plain data only: nothing it holds could be refused
+        memory = actor.memory
+        if self.store.snapshot_commits:
+            encoded = self.codec.encode(
+                _memory_state(memory, pending=True), "the memory of key {!r}", actor.key
+            )
+        else:
+            delta = memory.pending_delta() if memory is not None else [{}, {}, [], {}]
+            encoded = self.codec.encode(delta, "a memory delta")
+        self._check_size(
+            len(encoded) + len(outputs) + len(actor.key_bytes),
+            "run {} of key {!r} (its memory and outputs)",
+            run,
+            actor.key,
+        )
+        return encoded
+
     def commit(
-        self, seq: int, actor: Any, run: int, delta: dict[str, Any], outputs: bytes, calls: int
+        self, seq: int, actor: Any, run: int, memory: bytes, outputs: bytes, calls: int
     ) -> Ack:
-        """Commit a run of ``actor`` (memory delta and outputs together); the ack says when it
-        is durable."""
+        """Commit a run of ``actor`` (its memory from ``prepare_commit`` and its outputs
+        together); the ack says when it is durable."""
         commit_no = self.next_commit_no
         self.next_commit_no += 1
         if not self.recording:
             return DONE
         key_bytes = actor.key_bytes
         if self.store.snapshot_commits:
-            record = self._snapshot_record(key_bytes, commit_no, run, actor)
-            return self.store.write([("snapshot", key_bytes, commit_no, record, self.keep_inputs)])
-        delta_bytes = self.codec.encode(split_delta(delta, actor.memory), "a memory delta")
-        record = CommitRecord(seq, commit_no, key_bytes, run, delta_bytes, calls)
-        ack = self.store.write([("commit", seq, commit_no, key_bytes, record, outputs)])
+            snapshot = SnapshotRecord(key_bytes, commit_no, run, memory)
+            return self._write([("snapshot", key_bytes, commit_no, snapshot, self.keep_inputs)])
+        record = CommitRecord(seq, commit_no, key_bytes, run, memory, calls)
+        ack = self._write([("commit", seq, commit_no, key_bytes, record, outputs)])
         self._dirty[key_bytes] = (commit_no, run, actor)
         self._commits_since_compaction += 1
         if self._commits_since_compaction >= self.compaction_interval:
@@ -275,25 +331,26 @@ class Journal:
     def fail(self, seq: int, key_bytes: bytes, failure: ActionFailedError, calls: int = 0) -> Ack:
         if not self.recording:
             return DONE
+        cause = failure.cause
         record = FailureRecord(
             seq,
             failure.run,
             failure.action,
             failure.event_type,
-            f"{type(failure.cause).__module__}.{type(failure.cause).__qualname__}",
-            str(failure.cause),
+            f"{type(cause).__module__}.{type(cause).__qualname__}",
+            _message_of(cause)[:_MAX_FAILURE_MESSAGE],
             calls,
         )
-        return self.store.write([("fail", seq, key_bytes, record)])
+        return self._write([("fail", seq, key_bytes, record)])
 
     def discard_calls(self, seq: int, from_slot: int = 0) -> None:
         if self.recording:
-            self.store.write([("discard", seq, from_slot)])
+            self._write([("discard", seq, from_slot)])
 
     def write_call(self, seq: int, record: CallRecord) -> Ack:
         if not self.recording:
             return DONE
-        return self.store.write([("call", seq, record.slot, record)])
+        return self._write([("call", seq, record.slot, record)])
 
     def compact(self) -> None:
         """Fold every key committed since the last compaction into a snapshot of its memory.
@@ -307,21 +364,25 @@ class Journal:
             return
         ops = []
         for key_bytes, (commit_no, run, actor) in dirty.items():
-            record = self._snapshot_record(key_bytes, commit_no, run, actor)
+            try:
+                record = self._snapshot_record(key_bytes, commit_no, run, actor)
+            except JournalEncodeError as error:  # its commits stay as they are: still correct
+                logger.warning(
+                    "a key's memory is too big to fold into a snapshot; its commits are kept",
+                    key=actor.key, error=str(error),
+                )  # fmt: skip
+                continue
             ops.append(("snapshot", key_bytes, commit_no, record, self.keep_inputs))
         if ops:
-            self.store.write(ops)
+            self._write(ops)
 
     def _snapshot_record(
         self, key_bytes: bytes, commit_no: int, run: int, actor: Any
     ) -> SnapshotRecord:
-        memory = actor.memory
-        if memory is None:
-            state: list[Any] = [{}, {}, {}]
-        else:
-            values, objects = memory.snapshot()  # its committed state
-            state = [values, objects, memory.stamps()]
-        encoded = self.codec.encode(state, "the memory of key {!r}", actor.key)
+        encoded = self.codec.encode(
+            _memory_state(actor.memory), "the memory of key {!r}", actor.key
+        )
+        self._check_size(len(encoded) + len(key_bytes), "the memory of key {!r}", actor.key)
         return SnapshotRecord(key_bytes, commit_no, run, encoded)
 
     def _memory_from(self, encoded: bytes) -> tuple[MemoryStore, dict[str, float]]:
@@ -339,7 +400,7 @@ class Journal:
             key_bytes, self.next_commit_no - 1, actor.runs_started, actor
         )
         self._parked[key_bytes] = record
-        ack = self.store.write([("snapshot", key_bytes, record.commit_no, record,
+        ack = self._write([("snapshot", key_bytes, record.commit_no, record,
                                  self.keep_inputs)])  # fmt: skip
 
         def durable(error: BaseException | None) -> None:
@@ -373,10 +434,12 @@ class Journal:
         return memory, stamps, record.runs
 
     async def close(self) -> None:
-        """Compact, wait until everything is durable, and release the store."""
+        """Compact, wait until everything is durable, and release the store (only release it
+        when it failed: nothing more can be written)."""
         try:
-            self.compact()
-            await self.store.flush()
+            if self.store.failure is None:
+                self.compact()
+                await self.store.flush()
         finally:
             if self.store.durable:
                 await anyio.to_thread.run_sync(self.store.close, limiter=self.thread_limiter)
@@ -384,10 +447,29 @@ class Journal:
                 self.store.close()
 
 
-class RunRecorder:
-    """The journal's side of one run's durable calls: replays recorded slots, writes new ones."""
+_MAX_FAILURE_MESSAGE = 10_000
 
-    __slots__ = ("diverged", "journal", "key", "recorded", "run", "seq")
+
+def _message_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:
+        return f"<unprintable {type(error).__name__}>"
+
+
+def _memory_state(memory: MemoryStore | None, *, pending: bool = False) -> list[Any]:
+    """A key's memory as a snapshot records it: [values, objects, TTL stamps]."""
+    if memory is None:
+        return [{}, {}, {}]
+    values, objects = memory.snapshot(pending=pending)
+    return [values, objects, memory.stamps(pending=pending)]
+
+
+class RunRecorder:
+    """The journal's side of one run's durable calls: replays recorded slots, writes new ones,
+    and keeps what this attempt recorded so that a retry replays it too."""
+
+    __slots__ = ("diverged_at", "journal", "key", "recorded", "run", "seq", "written")
 
     def __init__(
         self, journal: Journal, seq: int, key: Hashable, run: int, recorded: dict[int, bytes]
@@ -397,7 +479,8 @@ class RunRecorder:
         self.key = key
         self.run = run
         self.recorded = recorded
-        self.diverged = False
+        self.diverged_at: int | None = None  # no slot from here on is replayed
+        self.written: dict[int, CallRecord] = {}  # what this attempt recorded, by slot
 
     def _digest(self, call: DurableCall) -> bytes:
         if call.digest is None:
@@ -405,7 +488,12 @@ class RunRecorder:
         return call.digest
 
     def replay(self, call: DurableCall) -> Outcome | Reconcile | None:
-        if not self.recorded or self.diverged:
+        """The recorded outcome of ``call``'s slot, ``RECONCILE``, or None (run it). Raises
+        ``NonDeterminismError`` (strict divergence) or ``JournalError`` (a record that cannot be
+        read here) for the run to keep its input for a fixed restart."""
+        if not self.recorded:
+            return None
+        if self.diverged_at is not None and call.slot >= self.diverged_at:
             return None
         data = self.recorded.get(call.slot)
         if data is None:
@@ -420,7 +508,11 @@ class RunRecorder:
         if status == PENDING:
             return RECONCILE if call.reconciler is not None else None
         value = self.journal.codec.decode(
-            payload, "the recorded outcome of slot {} of key {!r}", call.slot, self.key
+            payload,
+            "the recorded outcome of slot {} of run {} of key {!r}",
+            call.slot,
+            self.run,
+            self.key,
         )
         if ok:
             return Outcome(value)
@@ -443,7 +535,9 @@ class RunRecorder:
             raise NonDeterminismError(
                 f"durable call slot {call.slot} of run {self.run} of key {self.key!r} (action "
                 f"{call.action!r}) called {call.function_id} with args digest {digest.hex()}, "
-                f"but the journal recorded {function_id} with {recorded_digest.hex()}",
+                f"but the journal recorded {function_id} with {recorded_digest.hex()}: run the "
+                "code that made the journal to finish this input, or set durable.divergence: "
+                "warn to re-execute from this slot on",
                 diff=diff,
             )
         logger.warning(
@@ -451,14 +545,14 @@ class RunRecorder:
             key=self.key, run=self.run, action=call.action, slot=call.slot,
             expected=diff["expected"], actual=diff["actual"],
         )  # fmt: skip
-        self.diverged = True
-        self.recorded = {}
+        self.diverged_at = call.slot
         self.journal.discard_calls(self.seq, call.slot)
 
     def started(self, call: DurableCall) -> Ack | None:
         if call.reconciler is None:
             return None  # only calls with a reconciler need their start on record
         record = CallRecord(call.slot, call.function_id, self._digest(call), PENDING)
+        self.written[call.slot] = record
         ack = self.journal.write_call(self.seq, record)
         return None if self.journal.durability == "none" or ack.done else ack
 
@@ -481,8 +575,42 @@ class RunRecorder:
                 payload, ok = codec.encode(error), False
         else:
             payload, ok = codec.encode(outcome.error), False
+        if ok:
+            try:
+                self.journal._check_size(
+                    len(payload),
+                    "the result of durable call {} (slot {}, action {!r}, key {!r})",
+                    call.function_id,
+                    call.slot,
+                    call.action,
+                    self.key,
+                )
+            except JournalEncodeError as error:
+                encode_error = error
+                payload, ok = codec.encode(error), False
         record = CallRecord(call.slot, call.function_id, self._digest(call), COMPLETED, ok, payload)
+        self.written[call.slot] = record
         ack = self.journal.write_call(self.seq, record)
         if encode_error is not None:
             raise encode_error
         return ack if self.journal.durability == "sync" and not ack.done else None
+
+    def kept_for_retry(self) -> dict[int, bytes]:
+        """The records a retry of this run replays: calls that returned a value and calls
+        still PENDING (a reconciler decides those), from the journal and from this attempt.
+        Calls that raised run again: a retry is there for transient failures."""
+        kept: dict[int, bytes] = {}
+        for slot, data in self.recorded.items():
+            if self.diverged_at is None or slot < self.diverged_at:
+                kept[slot] = data
+        for slot, record in self.written.items():
+            kept[slot] = record.pack()
+        return {slot: data for slot, data in kept.items() if _replayed_on_retry(slot, data)}
+
+
+def _replayed_on_retry(slot: int, data: bytes) -> bool:
+    try:
+        _, _, status, ok, _ = CallRecord.fields(slot, data)
+    except JournalError:
+        return True  # unreadable: the retry meets it, and keeps the input for a fixed restart
+    return status == PENDING or bool(ok)

@@ -39,6 +39,8 @@ _unpackb = msgpack.unpackb
 PENDING = 0
 COMPLETED = 1
 
+_CALL_FIELDS = (str, bytes, int, bool, bytes)  # function id, args digest, status, ok, payload
+
 INPUT_ACCEPTED = 0
 INPUT_COMMITTED = 1
 INPUT_FAILED = 2
@@ -57,18 +59,25 @@ def _pack(*fields: Any) -> bytes:
     return _record_packer.pack([FORMAT_VERSION, *fields])
 
 
-def _unpack(data: bytes, width: int, what: str, *what_args: Any) -> list[Any]:
-    """The fields of a record; ``what`` (a format string with ``what_args``) names it in
-    errors and is only filled in when there is one."""
+def _unpack(data: bytes, types: tuple[type, ...], what: str, *what_args: Any) -> list[Any]:
+    """The fields of a record, each of the exact type in ``types``; ``what`` (a format string
+    with ``what_args``) names it in errors and is only filled in when there is one."""
     try:
         record = _unpackb(data, raw=False, strict_map_key=False)
     except Exception as error:
         raise JournalError(
             f"{what.format(*what_args)} is corrupt ({type(error).__name__}: {error})"
         ) from None
-    if type(record) is not list or len(record) != width + 1 or record[0] != FORMAT_VERSION:
-        _explain(record, width, what.format(*what_args))
-    return record[1:]
+    if type(record) is not list or len(record) != len(types) + 1 or record[0] != FORMAT_VERSION:
+        _explain(record, len(types), what.format(*what_args))
+    fields = record[1:]
+    for value, expected in zip(fields, types, strict=True):
+        if type(value) is not expected:
+            raise JournalError(
+                f"{what.format(*what_args)} is corrupt (a field holds a "
+                f"{type(value).__name__}, not a {expected.__name__})"
+            )
+    return fields
 
 
 def _explain(record: Any, width: int, what: str) -> None:
@@ -76,7 +85,7 @@ def _explain(record: Any, width: int, what: str) -> None:
         raise JournalError(f"{what} is corrupt (not a versioned array)")
     if record[0] != FORMAT_VERSION:
         raise JournalError(
-            f"{what} has format version {record[0]!r}; this version of flink-agents-async "
+            f"{what} has format version {record[0]!r:.40}; this version of flink-agents-async "
             f"reads version {FORMAT_VERSION}"
         )
     raise JournalError(f"{what} is corrupt ({len(record) - 1} fields, not {width})")
@@ -101,7 +110,7 @@ class InputRecord:
 
     @classmethod
     def unpack(cls, seq: int, status: int, data: bytes) -> InputRecord:
-        key, item = _unpack(data, 2, "the input record of item {}", seq)
+        key, item = _unpack(data, (bytes, bytes), "the input record of item {}", seq)
         return cls(seq, key, item, status)
 
 
@@ -124,12 +133,12 @@ class CallRecord:
     def fields(slot: int, data: bytes) -> list[Any]:
         """``[function_id, digest, status, ok, payload]`` without building a record (replay
         reads every recorded call, so this path is kept lean)."""
-        return _unpack(data, 5, "the call record of slot {}", slot)
+        return _unpack(data, _CALL_FIELDS, "the call record of slot {}", slot)
 
     @classmethod
     def unpack(cls, slot: int, data: bytes) -> CallRecord:
         function_id, digest, status, ok, payload = _unpack(
-            data, 5, "the call record of slot {}", slot
+            data, _CALL_FIELDS, "the call record of slot {}", slot
         )
         return cls(slot, function_id, digest, status, ok, payload)
 
@@ -152,7 +161,7 @@ class CommitRecord:
 
     @classmethod
     def unpack(cls, seq: int, commit_no: int, key: bytes, data: bytes) -> CommitRecord:
-        run, delta, calls = _unpack(data, 3, "the commit record of input {}", seq)
+        run, delta, calls = _unpack(data, (int, bytes, int), "the commit record of input {}", seq)
         return cls(seq, commit_no, key, run, delta, calls)
 
 
@@ -171,7 +180,9 @@ class OutputsRecord:
 
     @classmethod
     def unpack(cls, data: bytes, seq: int | None = None) -> OutputsRecord:
-        run, calls, outputs = _unpack(data, 3, "the outputs record of input {}", seq)
+        run, calls, outputs = _unpack(
+            data, (int, int, bytes), "the outputs record of input {}", seq
+        )
         return cls(run, calls, outputs)
 
 
@@ -195,7 +206,7 @@ class FailureRecord:
     @classmethod
     def unpack(cls, seq: int, data: bytes) -> FailureRecord:
         run, action, event_type, error_type, message, calls = _unpack(
-            data, 6, "the failure record of input {}", seq
+            data, (int, str, str, str, str, int), "the failure record of input {}", seq
         )
         return cls(seq, run, action, event_type, error_type, message, calls)
 
@@ -214,5 +225,5 @@ class SnapshotRecord:
 
     @classmethod
     def unpack(cls, key: bytes, data: bytes) -> SnapshotRecord:
-        commit_no, runs, memory = _unpack(data, 3, "a memory snapshot record")
+        commit_no, runs, memory = _unpack(data, (int, int, bytes), "a memory snapshot record")
         return cls(key, commit_no, runs, memory)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import JournalError, JournalWriteError
 from .records import OutputsRecord
 
 __all__ = ["Ack", "JournalStore", "MemoryJournalStore", "Op", "StoredJournal"]
@@ -44,6 +44,8 @@ class StoredJournal:
     outputs: list[tuple[int, int, bytes, bytes]] = field(default_factory=list)  # seq, no, key
     failures: list[tuple[int, bytes, bytes]] = field(default_factory=list)  # seq, key, record
     snapshots: list[tuple[bytes, bytes]] = field(default_factory=list)  # key, record
+    # What makes the journal unfit to resume from, found while reading it (for tools).
+    problems: list[str] = field(default_factory=list)
 
 
 class Ack:
@@ -124,7 +126,7 @@ class DurabilityTracker:
             while self.durable_through < number and self.error is None:
                 self._condition.wait()
         if self.durable_through < number and self.error is not None:
-            raise JournalError(f"the journal could not be written: {self.error}") from self.error
+            raise _write_error(self.error)
 
     def when_durable(self, number: int, callback: Callable[[BaseException | None], None]) -> None:
         """Call ``callback(error)`` on the loop once group ``number`` is durable, after the
@@ -154,7 +156,7 @@ class DurabilityTracker:
             if error is None:
                 future.set_result(None)
             else:
-                future.set_exception(JournalError(f"the journal could not be written: {error}"))
+                future.set_exception(_write_error(error))
 
         self.when_durable(number, settle)
         await future
@@ -176,6 +178,13 @@ class DurabilityTracker:
             callback(error)
 
 
+def _write_error(error: BaseException) -> JournalWriteError:
+    """The error a waiter gets when the writes it waits for failed."""
+    failure = JournalWriteError(str(error))
+    failure.__cause__ = error
+    return failure
+
+
 class JournalStore(ABC):
     """Where journal records live; see the module docstring for the contract."""
 
@@ -185,6 +194,15 @@ class JournalStore(ABC):
     #: Whether each commit is written as the key's whole snapshot rather than as a delta that
     #: compaction folds later: for stores that hold per-key state anyway (Flink keyed state).
     snapshot_commits: bool = False
+
+    #: The largest record (in bytes) the store can hold, or None for no limit. The journal
+    #: refuses a bigger one (that call or run fails) instead of breaking the store.
+    max_record_bytes: int | None = None
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the store can no longer be written, or None while it can."""
+        return None
 
     @abstractmethod
     def load(self) -> StoredJournal:

@@ -13,7 +13,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
-from ..memory import MemoryObject, MemoryStore
+from ..errors import ActionFailedError
+from ..memory import MemoryStore
 from .run import Run
 
 if TYPE_CHECKING:
@@ -54,8 +55,8 @@ class Actor:
     needed, so a key whose runs never queue or touch memory costs only this object."""
 
     __slots__ = (
-        "_memory_view",
         "current",
+        "halted",
         "key",
         "key_bytes",
         "mailbox",
@@ -76,7 +77,9 @@ class Actor:
         self.starting = False
         # The key's short-term memory if it has been made (see ``short_term``).
         self.memory: MemoryStore | None = short_term
-        self._memory_view: MemoryObject | None = None
+        # Why the key stopped: an input that could not be replayed is kept for the next start,
+        # and the key's later inputs wait behind it (they are refused until then).
+        self.halted: ActionFailedError | None = None
         # The key as journal bytes, which every commit writes: encoded once, here (hosts accept
         # only inputs whose key the journal can encode).
         self.key_bytes = system.journal.encode_key(key)
@@ -91,13 +94,6 @@ class Actor:
             if self.current is not None:
                 memory.begin()
         return memory
-
-    @property
-    def short_term_view(self) -> MemoryObject:
-        view = self._memory_view
-        if view is None:
-            view = self._memory_view = MemoryObject(self.short_term)
-        return view
 
     @property
     def idle(self) -> bool:
@@ -148,6 +144,9 @@ class Actor:
                 return
 
     def _begin(self, item: InputItem, attempt: int) -> None:
+        if self.halted is not None or self.system.broken is not None:
+            self.system.hold_back(self, item)  # settled now; the journal keeps it
+            return
         if attempt == 1:
             self.runs_started += 1
         run = Run(self.system, self, self.runs_started, item, attempt)
@@ -157,18 +156,19 @@ class Actor:
             self.memory.begin()
         run.start()
 
-    def commit_memory(self) -> dict[str, Any]:
-        """Make the finished run's memory writes the key's state; returns them (the delta)."""
-        return self.memory.commit() if self.memory is not None else {}
+    def commit_memory(self) -> None:
+        """Make the finished run's memory writes the key's state."""
+        if self.memory is not None:
+            self.memory.commit()
 
     def run_finished(self, run: Run) -> None:
         """``run`` (the current one) ended: commit it or handle its failure, then go on."""
         self.current = None
         system = self.system
         system.running -= 1
-        if run.failure is None:
+        if run.failure is None and run.replay_problem is None:
             system.commit_run(self, run)
-        if run.failure is not None:
+        if run.failure is not None or run.replay_problem is not None:
             if self.memory is not None:
                 self.memory.rollback()
             if system.should_retry(run):

@@ -20,10 +20,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import JournalError, JournalWriteError
 from ..journal.journal import RecoveredJournal
 from ..journal.records import INPUT_ACCEPTED, item_digest
 from .inputs import CheckedInput, InputReader
+from .outputs import OutputHub
 from .system import ActorSystem
 
 __all__ = ["feed_batch"]
@@ -34,14 +35,20 @@ _YIELD_EVERY = 64
 
 
 async def feed_batch(
-    system: ActorSystem, source: Any, reader: InputReader, recovered: RecoveredJournal
+    system: ActorSystem,
+    source: Any,
+    reader: InputReader,
+    recovered: RecoveredJournal,
+    outputs: OutputHub | None = None,
 ) -> None:
-    """Dispatch every input of ``source`` that still has to run, in source order."""
+    """Dispatch every input of ``source`` that still has to run, in source order (waiting
+    while an ``outputs()`` reader that asked for backpressure is full; stopping if the
+    journal fails)."""
     journal = system.journal
     if isinstance(source, list | tuple):
         checked = await reader.validate_list(list(source))
         identified = [_identify(system, item) for item in checked]
-        _check_known_positions(recovered, len(identified))
+        _check_known_positions(system, recovered, len(identified))
         for index, _, _, item in identified:
             _check_digest(system, recovered, index, item)
         items: Any = _from_list(identified)
@@ -49,6 +56,10 @@ async def feed_batch(
         items = _CountingItems(system, reader.read(source))
     dispatched = 0
     async for index, key, value, item in items:
+        if system.broken is not None:
+            return  # the job raises the journal's error; what was accepted stays journaled
+        if outputs is not None and not outputs.has_room():
+            await outputs.wait_for_room()
         entry = recovered.inputs.get(index)
         if entry is not None:
             _check_digest(system, recovered, index, item)
@@ -57,13 +68,17 @@ async def feed_batch(
             await system.dispatch(entry.key, value, index, calls=entry.calls)
         else:
             if journal.recording:
-                journal.accept(index, system.actor(key).key_bytes, item)
+                try:
+                    journal.accept(index, system.actor(key).key_bytes, item)
+                except JournalWriteError as error:
+                    system.journal_failed(error)
+                    return
             await system.dispatch(key, value, index)
         dispatched += 1
         if dispatched % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
     if isinstance(items, _CountingItems):
-        _check_known_positions(recovered, items.count)
+        _check_known_positions(system, recovered, items.count)
 
 
 def _identify(system: ActorSystem, checked: CheckedInput) -> tuple[int, Any, Any, bytes]:
@@ -108,11 +123,14 @@ def _check_digest(
         )
 
 
-def _check_known_positions(recovered: RecoveredJournal, source_length: int) -> None:
+def _check_known_positions(
+    system: ActorSystem, recovered: RecoveredJournal, source_length: int
+) -> None:
     beyond = [seq for seq in recovered.inputs if seq >= source_length]
     if beyond:
         raise JournalError(
-            f"the journal holds input item {max(beyond)}, but this job's source has only "
+            f"{system.journal.store.describe()} holds input item {max(beyond)}, but this job's "
+            f"source has only "
             f"{source_length} items: it belongs to different input. Use another journal "
             "directory for this input (or delete the old journal to start over)"
         )

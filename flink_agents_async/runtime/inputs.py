@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from ..errors import InputError
+from ..keys import check_key
 
 __all__ = ["CheckedInput", "InputReader"]
 
@@ -67,13 +68,7 @@ class InputReader:
         if key is None:
             key = uuid.uuid4()
         else:
-            try:
-                hash(key)
-            except TypeError:
-                raise InputError(
-                    f"input item {index} has key {key!r:.200} of type {type(key).__name__}, "
-                    "which cannot be a key because it is not hashable; use a str, int or tuple"
-                ) from None
+            check_key(key, f"input item {index}")
         unknown = [str(name) for name in item if name not in _KNOWN_FIELDS]
         if unknown:
             self._warn_unknown_fields(unknown, index)

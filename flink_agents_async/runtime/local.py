@@ -9,8 +9,8 @@ from async code it returns a coroutine to await.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable
+import contextlib
+from collections.abc import Coroutine, Hashable, Iterable
 from typing import Any
 
 from ..agent import Agent, AgentPlan
@@ -20,36 +20,62 @@ from ..errors import ExecutionError
 from ..journal import Codec, Journal, JournalStore, MemoryJournalStore, SQLiteJournalStore
 from .batch import feed_batch
 from .inputs import InputReader
+from .outputs import OutputHub, OutputStream
 from .service import ServiceRuntime
 from .system import ActorSystem
 
-__all__ = ["LocalAgentBuilder", "LocalExecutionEnvironment"]
+__all__ = ["BatchOutputs", "LocalAgentBuilder", "LocalExecutionEnvironment"]
 
 
-_DONE = object()
+class BatchOutputs:
+    """What ``builder.outputs()`` returns: the job's stream of ``(key, output)`` pairs, which
+    runs the job itself when iterated before anything else started it (see ``OutputStream``
+    for buffering, ``async with`` and closing)."""
 
+    def __init__(self, env: LocalExecutionEnvironment, stream: OutputStream) -> None:
+        self._env = env
+        self._stream = stream
+        self._driver: asyncio.Future[None] | None = None
 
-class _OutputStream:
-    """One subscriber of a builder's outputs: a queue filled by commits, drained by ``get``."""
+    @property
+    def dropped(self) -> int:
+        """Outputs dropped because the reader fell behind (``overflow="drop-oldest"``)."""
+        return self._stream.dropped
 
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+    def __aiter__(self) -> BatchOutputs:
+        return self
 
-    def put(self, item: Any) -> None:
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    async def __anext__(self) -> tuple[Hashable, Any]:
+        if self._driver is None and not self._env.started:
+            self._driver = self._env._start()  # nobody started the job: this stream runs it
+        try:
+            return await self._stream.__anext__()
+        except StopAsyncIteration:
+            driver, self._driver = self._driver, None
+            if driver is not None:
+                await driver  # raises the job's ExecutionError, after the last output
+            raise
 
-    async def get(self) -> Any:
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
+    async def aclose(self) -> None:
+        """Stop reading. A job this stream started stops too, unless ``execute()`` has joined
+        it meanwhile: then ``execute()`` still runs every input."""
+        await self._stream.aclose()
+        driver, self._driver = self._driver, None
+        if driver is not None and not driver.done() and not self._env._execute_called:
+            driver.cancel()
+            await asyncio.gather(driver, return_exceptions=True)
+
+    async def __aenter__(self) -> BatchOutputs:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:  # left by `break` and dropped: stop the job it started
+        driver = self._driver
+        if driver is not None and not driver.done() and not self._env._execute_called:
+            with contextlib.suppress(RuntimeError):  # its loop is closed already
+                driver.cancel()
 
 
 class LocalAgentBuilder(AgentBuilder):
@@ -60,7 +86,7 @@ class LocalAgentBuilder(AgentBuilder):
         self._source = source
         self._plan: AgentPlan | None = None
         self._output_list: list[dict[Any, Any]] | None = None
-        self._streams: list[_OutputStream] = []
+        self._hub = OutputHub()
         self._system: ActorSystem | None = None
 
     def apply(self, agent: Agent) -> LocalAgentBuilder:
@@ -81,40 +107,22 @@ class LocalAgentBuilder(AgentBuilder):
             self._output_list = []
         return self._output_list
 
-    def outputs(self) -> AsyncIterator[tuple[Hashable, Any]]:
+    def outputs(self, *, max_buffered: int = 1000, overflow: str = "wait") -> BatchOutputs:
         """Every output as ``(key, output)``, as runs commit.
 
         Iterate it while ``execute()`` runs (e.g. in a task group), or on its own: if the
         environment has not started when iteration begins, the iterator runs it, and raises its
-        ``ExecutionError`` (if any) after the last output.
+        ``ExecutionError`` (if any) after the last output. At most ``max_buffered`` outputs
+        wait for the reader; when that many do, ``overflow="wait"`` (the default) holds new
+        inputs back until it catches up, ``"drop-oldest"`` drops the oldest (counted in
+        ``dropped``). ``async with builder.outputs() as stream`` closes it at the end.
         """
         if self._env.finished:
             raise RuntimeError(
                 "outputs() was called after execute() finished; call it before or while "
                 "execute() runs, or use to_list()"
             )
-        stream = _OutputStream()
-        self._streams.append(stream)
-        return self._iterate(stream)
-
-    async def _iterate(self, stream: _OutputStream) -> AsyncIterator[tuple[Hashable, Any]]:
-        # Drive the execution only if nobody started it; execute() called later joins it.
-        driver = None if self._env.started else self._env._start()
-        try:
-            while True:
-                item = await stream.get()
-                if item is _DONE:
-                    break
-                yield item
-            if driver is not None:
-                await driver
-        finally:
-            self._streams.remove(stream)
-            # A consumer that leaves early stops the job it started, unless execute() has
-            # joined that job meanwhile: then execute() still runs every input.
-            if driver is not None and not driver.done() and not self._env._execute_called:
-                driver.cancel()
-                await asyncio.gather(driver, return_exceptions=True)
+        return BatchOutputs(self._env, self._hub.subscribe(max_buffered, overflow))
 
     def metrics(self) -> dict[str, Any]:
         """A snapshot of the agent's metrics (empty before ``execute()`` starts)."""
@@ -123,8 +131,7 @@ class LocalAgentBuilder(AgentBuilder):
     def _emit(self, key: Hashable, output: Any) -> None:
         if self._output_list is not None:
             self._output_list.append({key: output})
-        for stream in self._streams:
-            stream.put((key, output))
+        self._hub.publish(key, output)
 
     async def _run(self, config: Configuration, journal: Journal) -> None:
         if self._plan is None:
@@ -136,12 +143,15 @@ class LocalAgentBuilder(AgentBuilder):
                 self._output_list.extend({key: output} for key, output in recovered.outputs)
             system.failures.extend(recovered.failures)
             system.sinks.append(self._emit)
-            await feed_batch(system, self._source, InputReader(), recovered)
+            await feed_batch(system, self._source, InputReader(), recovered, self._hub)
             await system.join()
         finally:
-            await system.aclose()
-            for stream in self._streams:
-                stream.put(_DONE)
+            try:
+                await system.aclose()
+            finally:
+                self._hub.close()
+        if system.broken is not None:
+            raise system.broken_error()
         if system.failures:
             raise ExecutionError(system.failures)
 
@@ -241,7 +251,12 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         resumable = True
         if store is None:
             if directory:
-                store = SQLiteJournalStore(directory, durability)
+                store = SQLiteJournalStore(
+                    directory,
+                    durability,
+                    max_record_bytes=config.get(JournalOptions.MAX_RECORD_BYTES),
+                    allow_lost_writes=bool(config.get(JournalOptions.ALLOW_LOST_WRITES)),
+                )
             else:
                 store, resumable = MemoryJournalStore(), False
         return Journal(

@@ -14,11 +14,18 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
+import structlog
+
+from ..errors import JournalWriteError
+from ..journal import JournalEncodeError
+
 if TYPE_CHECKING:
     from .actor import Actor
     from .system import ActorSystem
 
 __all__ = ["Passivation"]
+
+logger = structlog.get_logger("flink_agents_async")
 
 _MIN_SWEEP_PAUSE = 0.01
 
@@ -91,9 +98,20 @@ class Passivation:
 
     def evict(self, actor: Actor, *, save: bool = True) -> None:
         """Drop an idle actor from memory; ``save=False`` when the store already holds its
-        whole state (a key recovered from a snapshot and nothing since)."""
+        whole state (a key recovered from a snapshot and nothing since). An actor whose state
+        cannot be saved stays in memory."""
         if save:
-            self.system.journal.passivate(actor)
+            try:
+                self.system.journal.passivate(actor)
+            except JournalEncodeError as error:  # too big for one record: keep it here
+                logger.warning(
+                    "an idle key stays in memory: its state cannot be saved",
+                    key=actor.key, error=str(error),
+                )  # fmt: skip
+                return
+            except JournalWriteError as error:
+                self.system.journal_failed(error)
+                return
         del self.system.actors[actor.key]
         self._idle_since.pop(actor.key, None)
         self.passivated.add(actor.key)

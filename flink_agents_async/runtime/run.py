@@ -10,7 +10,10 @@ A run that completes without awaiting anything never leaves the caller's stack: 
 round trip. That is what makes plain synchronous agents cheap.
 
 The first exception of an action fails the run: its other tasks are cancelled, queued events are
-dropped, and once everything has stopped the actor rolls the key back.
+dropped, and once everything has stopped the actor rolls the key back. So do a runaway event
+loop (more than ``max-events-per-run`` events queued), an exceeded ``action-timeout`` or
+``run-timeout``, and a journaled call that cannot be replayed (``replay_problem``: the actor then
+keeps the input for the next start instead of failing it for good).
 """
 
 from __future__ import annotations
@@ -21,17 +24,27 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
+from .._guard import ensure_not_durable
 from ..context import ActionContext
 from ..durable import (
     DurableCall,
     Outcome,
+    Reconcile,
     call_awaitable,
     execute_in_task,
     execute_now,
     make_call,
 )
-from ..errors import ActionFailedError
-from ..events import Event, OutputEvent, new_input_event, typed_event_class
+from ..errors import (
+    ActionFailedError,
+    ContextUsageError,
+    JournalError,
+    JournalWriteError,
+    NonDeterminismError,
+)
+from ..events import Event, InputEvent, OutputEvent, new_input_event, typed_event_class
 from ..memory import MemoryObject, MemoryStore, MemoryType
 
 if TYPE_CHECKING:
@@ -42,7 +55,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Run"]
 
+logger = structlog.get_logger("flink_agents_async")
+
 _OUTPUT_TYPE = OutputEvent.EVENT_TYPE
+_INPUT_TYPE = InputEvent.EVENT_TYPE
+
+# What a sync action may raise that still only concerns its run (asyncio lets CancelledError
+# and SystemExit through ``except Exception``; here they would wedge the key).
+_ACTION_ERRORS = (Exception, asyncio.CancelledError, SystemExit)
 
 
 def _normalized(event: Event) -> Event:
@@ -72,10 +92,13 @@ class Run:
     """One input of one key going through the plan. Created and finished by its ``Actor``."""
 
     __slots__ = (
+        "_deadline",
         "_recorder",
         "_sensory_view",
+        "_short_term_view",
         "actor",
         "attempt",
+        "events",
         "failure",
         "finished",
         "inflight",
@@ -87,7 +110,9 @@ class Run:
         "pending",
         "pump_scheduled",
         "pumping",
+        "replay_problem",
         "routed",
+        "runaway",
         "system",
         "tasks",
     )
@@ -112,26 +137,40 @@ class Run:
         self.tasks: set[asyncio.Future[Any]] | None = None  # made at the first task
         self.inflight = 0
         self.next_slot = 0
+        self.events = 0  # queued so far, the input included: what max-events-per-run bounds
         self.routed = 0
         self.failure: ActionFailedError | None = None
+        self.replay_problem: ActionFailedError | None = None
+        self.runaway = False
         self.finished = False
         self.pumping = False
         self.pump_scheduled = False
         self._sensory_view: MemoryObject | None = None
+        self._short_term_view: MemoryObject | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
         """Route the input (the actor opened the memory transaction); may finish before
         returning."""
+        timeout = self.system.run_timeout
+        if timeout is not None:
+            self._deadline = self.system.loop.call_later(timeout, self._run_timed_out, timeout)
+        self.events = 1
         self.pending.append(new_input_event(self.item.value))
         self._pump()
 
-    def cancel(self) -> None:
-        """Stop the run (shutdown): cancel its tasks; it finishes as failed once they stopped."""
+    def cancel(self, cause: BaseException | None = None) -> None:
+        """Stop the run (shutdown, or a failed journal): cancel its tasks; it finishes as
+        failed once they stopped."""
         if not self.finished and self.failure is None:
             self.failure = ActionFailedError(
-                self.key, self.number, "<runtime>", "<shutdown>", asyncio.CancelledError()
+                self.key,
+                self.number,
+                "<runtime>",
+                "<shutdown>",
+                cause if cause is not None else asyncio.CancelledError(),
             )
             self._stop_everything()
         self._check_done()
@@ -145,22 +184,56 @@ class Run:
         return recorder
 
     @property
+    def has_recorder(self) -> bool:
+        return self._recorder is not None
+
+    @property
     def sensory_view(self) -> MemoryObject:
         view = self._sensory_view
         if view is None:
-            view = self._sensory_view = MemoryObject(MemoryStore(MemoryType.SENSORY))
+            view = self._sensory_view = MemoryObject(MemoryStore(MemoryType.SENSORY), owner=self)
         return view
+
+    @property
+    def short_term_view(self) -> MemoryObject:
+        view = self._short_term_view
+        if view is None:
+            view = self._short_term_view = MemoryObject(self.actor.short_term, owner=self)
+        return view
+
+    def check_usable(self, operation: str) -> None:
+        """Raise ``ContextUsageError`` if this run's context is used after the run ended or
+        from a thread other than the event loop's (memory views call this too)."""
+        ensure_not_durable(operation)  # the more precise complaint, where it applies
+        if self.finished:
+            raise ContextUsageError(
+                f"{operation} after run {self.number} of key {self.key!r} ended: a task started "
+                "by an action outlived its run (await it inside the action); the context of a "
+                "run cannot touch the key once the run is over"
+            )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not self.system.loop:
+            raise ContextUsageError(
+                f"{operation} from a thread other than the event loop's (run {self.number} of "
+                f"key {self.key!r}): memory, events and durable calls belong to the action; "
+                "return the value from the thread and use it in the action"
+            )
 
     # -- event routing ----------------------------------------------------------------------
 
     def send(self, event: Event) -> None:
-        if self.finished:
-            raise RuntimeError(
-                f"send_event() after run {self.number} of key {self.key!r} ended: a task started "
-                "by an action outlived its run; await it inside the action"
-            )
+        self.check_usable("send_event()")
         if self.failure is not None:
+            if self.runaway:  # stop an action that keeps sending, instead of spinning
+                raise self.failure.cause
             return
+        self.events += 1
+        if self.events > self.system.max_events_per_run:
+            self._fail_runaway(event)
+            raise self.failure.cause  # type: ignore[union-attr]
         self.pending.append(_normalized(event) if type(event) is Event else event)
         if not self.pumping and not self.pump_scheduled:
             self.pump_scheduled = True
@@ -183,9 +256,6 @@ class Run:
             while pending and self.failure is None:
                 event = pending.popleft()
                 self.routed += 1
-                if self.routed > system.max_events_per_run:
-                    self._fail_runaway(event)
-                    break
                 event_type = event.type
                 if event_type == _OUTPUT_TYPE:
                     self.outputs.append(event.output)  # type: ignore[attr-defined]
@@ -205,16 +275,33 @@ class Run:
         self._check_done()
 
     def _invoke(self, spec: ActionSpec, event: Event) -> None:
-        self.system.metrics.action_executed(spec.index)
+        system = self.system
+        system.metrics.action_executed(spec.index)
+        timeout = system.action_timeout
+        started = system.loop.time() if timeout is not None else 0.0
         try:
-            result = spec.func(event, ActionContext(self, spec))
-        except Exception as error:
+            result = spec.func(event, ActionContext(self, spec, event.type))
+        except _ACTION_ERRORS as error:
             self._fail(spec, event, error)
             return
-        if result is not None and inspect.isawaitable(result):
+        if timeout is not None and system.loop.time() - started > timeout:
+            self._fail(spec, event, _action_timeout(spec, self, timeout))
+            return
+        if result is None:
+            return
+        if inspect.isawaitable(result):
             coroutine = result if inspect.iscoroutine(result) else _awaited(result)
-            task = self.system.loop.create_task(coroutine)
-            self._track(task, _ActionDone(self, spec, event))
+            task = system.loop.create_task(coroutine)
+            done = _ActionDone(self, spec, event)
+            if timeout is not None:
+                done.deadline = system.loop.call_later(
+                    timeout, self._action_timed_out, spec, event, task, timeout
+                )
+            self._track(task, done)
+        elif inspect.isgenerator(result) or inspect.isasyncgen(result):
+            self._fail(spec, event, _generator_error(spec, result))
+        else:
+            system.warn_returned_value(spec, result)
 
     def _track(self, task: asyncio.Future[Any], on_done: Callable[[Any], None]) -> None:
         self.inflight += 1
@@ -234,6 +321,8 @@ class Run:
             error = task.exception()
             if error is not None:
                 self._fail(spec, event, error)
+            elif task.result() is not None:
+                self.system.warn_returned_value(spec, task.result())
         self._check_done()
 
     def _fail(self, spec: ActionSpec, event: Event, error: BaseException) -> None:
@@ -245,12 +334,31 @@ class Run:
     def _fail_runaway(self, event: Event) -> None:
         limit = self.system.max_events_per_run
         error = RuntimeError(
-            f"run {self.number} of key {self.key!r} routed more than {limit} events (the last "
+            f"run {self.number} of key {self.key!r} queued more than {limit} events (the last "
             f"of type {event.type!r}): probably actions that keep triggering each other; raise "
             "'max-events-per-run' if the run really needs more"
         )
+        self.runaway = True
         self.failure = ActionFailedError(self.key, self.number, "<router>", event.type, error)
         self._stop_everything()
+
+    def _action_timed_out(
+        self, spec: ActionSpec, event: Event, task: asyncio.Future[Any], timeout: float
+    ) -> None:
+        if not task.done() and not self.finished:
+            self._fail(spec, event, _action_timeout(spec, self, timeout))
+
+    def _run_timed_out(self, timeout: float) -> None:
+        self._deadline = None
+        if self.finished or self.failure is not None:
+            return
+        error = TimeoutError(
+            f"run {self.number} of key {self.key!r} did not finish within run-timeout="
+            f"{timeout:g} s ({self.inflight} action task(s) or durable call(s) still going)"
+        )
+        self.failure = ActionFailedError(self.key, self.number, "<run-timeout>", _INPUT_TYPE, error)
+        self._stop_everything()
+        self._check_done()
 
     def _stop_everything(self) -> None:
         self.pending.clear()
@@ -263,6 +371,9 @@ class Run:
         if self.failure is None and (self.pending or self.pump_scheduled):
             return
         self.finished = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         self.actor.run_finished(self)
 
     # -- durable calls ----------------------------------------------------------------------
@@ -280,6 +391,22 @@ class Run:
         self.next_slot += 1
         return call
 
+    def _replay(self, call: DurableCall, event_type: str) -> Outcome | Reconcile | None:
+        """What the journal recorded for ``call``. A record that cannot be replayed here (a
+        divergence in strict mode, a value this process cannot read) fails the run, and marks
+        it so that its input and calls are kept for a fixed restart, whatever the action does
+        with the exception."""
+        try:
+            return self.recorder.replay(call)
+        except JournalWriteError:
+            raise
+        except (NonDeterminismError, JournalError) as problem:
+            if self.replay_problem is None:
+                self.replay_problem = ActionFailedError(
+                    self.key, self.number, call.action, event_type, problem, input_kept=True
+                )
+            raise
+
     def durable_call(
         self,
         func: Callable[..., Any],
@@ -287,9 +414,11 @@ class Run:
         kwargs: dict[str, Any],
         reconciler: Callable[[], Any] | None,
         action: str,
+        event_type: str,
     ) -> Any:
+        self.check_usable("durable_execute()")
         call = self._new_call(func, args, kwargs, reconciler, "durable_execute", action)
-        return execute_now(call, self.recorder)
+        return execute_now(call, self.recorder, self._replay(call, event_type))
 
     def plain_call_async(
         self,
@@ -299,6 +428,7 @@ class Run:
         action: str,
     ) -> asyncio.Future[Any]:
         """``execute_async``: run like a durable call, but take no slot and record nothing."""
+        self.check_usable("execute_async()")
         call = make_call(-1, func, args, kwargs, None, "execute_async", action)
         task = self.system.loop.create_task(_run_plain(call, self.system.thread_limiter))
         self._track(task, self._durable_done)
@@ -311,9 +441,11 @@ class Run:
         kwargs: dict[str, Any],
         reconciler: Callable[[], Any] | None,
         action: str,
+        event_type: str,
     ) -> asyncio.Future[Any]:
+        self.check_usable("durable_execute_async()")
         call = self._new_call(func, args, kwargs, reconciler, "durable_execute_async", action)
-        recorded = self.recorder.replay(call)
+        recorded = self._replay(call, event_type)
         if isinstance(recorded, Outcome):  # replayed: the future resolves at once, nothing runs
             future = self.system.loop.create_future()
             if recorded.error is not None:
@@ -338,15 +470,36 @@ class Run:
 class _ActionDone:
     """The done callback of an action task (one small object instead of a closure)."""
 
-    __slots__ = ("event", "run", "spec")
+    __slots__ = ("deadline", "event", "run", "spec")
 
     def __init__(self, run: Run, spec: ActionSpec, event: Event) -> None:
         self.run = run
         self.spec = spec
         self.event = event
+        self.deadline: asyncio.TimerHandle | None = None  # of action-timeout, if set
 
     def __call__(self, task: asyncio.Future[Any]) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
         self.run._action_done(self.spec, self.event, task)
+
+
+def _action_timeout(spec: ActionSpec, run: Run, timeout: float) -> TimeoutError:
+    return TimeoutError(
+        f"action {spec.name!r} of run {run.number} of key {run.key!r} did not finish within "
+        f"action-timeout={timeout:g} s"
+    )
+
+
+def _generator_error(spec: ActionSpec, result: Any) -> TypeError:
+    close = getattr(result, "close", None)
+    if inspect.isgenerator(result) and close is not None:
+        close()  # never started: closing runs none of its code
+    return TypeError(
+        f"action {spec.name!r} returned a generator, so its body never ran: actions are plain "
+        "functions or `async def` coroutines. Instead of `yield from ctx.execute_async(fn)` "
+        "write `await ctx.durable_execute_async(fn)` in an `async def` action"
+    )
 
 
 def retrieve_exception(future: asyncio.Future[Any]) -> None:

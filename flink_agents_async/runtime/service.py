@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import Hashable
 from types import TracebackType
 from typing import Any
 
@@ -31,8 +31,10 @@ import structlog
 
 from ..agent import AgentPlan
 from ..config import Configuration
-from ..errors import RuntimeBusyError, RuntimeClosedError
+from ..errors import JournalWriteError, RuntimeBusyError, RuntimeClosedError
 from ..journal import Journal
+from ..keys import check_key
+from .outputs import OutputHub, OutputStream
 from .passivation import Passivation
 from .system import ActorSystem
 
@@ -41,7 +43,6 @@ __all__ = ["RunHandle", "ServiceRuntime"]
 logger = structlog.get_logger("flink_agents_async")
 
 BUSY_POLICIES = ("queue", "reject")
-_CLOSED = object()
 
 
 class RunHandle:
@@ -67,44 +68,6 @@ class RunHandle:
     def __repr__(self) -> str:
         state = "done" if self._future.done() else "pending"
         return f"<RunHandle key={self.key!r} seq={self.seq} {state}>"
-
-
-class _Subscriber:
-    """One ``outputs()`` iterator: subscribed when made, fed by commits, read by iterating."""
-
-    def __init__(self, subscribers: list[_Subscriber]) -> None:
-        self.items: deque[Any] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self._subscribers = subscribers
-
-    def put(self, item: Any) -> None:
-        self.items.append(item)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def __aiter__(self) -> _Subscriber:
-        return self
-
-    async def __anext__(self) -> tuple[Hashable, Any]:
-        while not self.items:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        item = self.items.popleft()
-        if item is _CLOSED:
-            self.items.appendleft(item)  # stays ended
-            self._unsubscribe()
-            raise StopAsyncIteration
-        return item
-
-    async def aclose(self) -> None:
-        self._unsubscribe()
-
-    def _unsubscribe(self) -> None:
-        if self in self._subscribers:
-            self._subscribers.remove(self)
 
 
 class ServiceRuntime:
@@ -141,7 +104,8 @@ class ServiceRuntime:
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._reserved: dict[Hashable, int] = {}
         self._reserved_total = 0
-        self._subscribers: list[_Subscriber] = []
+        self._outputs = OutputHub()
+        self._outputs.on_room = self._room_freed
         self._sweeper: asyncio.Task[None] | None = None
         # Outputs of inputs resumed after a restart can commit before anybody iterates
         # outputs(): they wait here for the first iterator (while resumed inputs remain).
@@ -161,6 +125,7 @@ class ServiceRuntime:
             raise
         system.sinks.append(self._publish)
         system.on_finished = self._room_freed
+        system.on_broken = self._stop_intake
         if self._idle_timeout is not None:
             passivation = system.passivation = Passivation(system, self._idle_timeout)
             self._sweeper = asyncio.create_task(passivation.run())
@@ -190,10 +155,7 @@ class ServiceRuntime:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._accepting = False
-        for waiter in self._room_waiters:
-            if not waiter.done():
-                waiter.set_exception(RuntimeClosedError("the runtime is shutting down"))
+        self._stop_intake()
         system = self._system
         assert system is not None
         try:
@@ -213,8 +175,18 @@ class ServiceRuntime:
                 await system.aclose()
             finally:
                 self._closed = True
-                for subscriber in list(self._subscribers):
-                    subscriber.put(_CLOSED)
+                self._outputs.close()
+        if system.broken is not None and exc_type is None:
+            raise system.broken_error()  # the application learns that its runtime stopped
+
+    def _stop_intake(self, error: BaseException | None = None) -> None:
+        """Take no more inputs (the block ends, or the journal failed): waiting submits are
+        refused."""
+        self._accepting = False
+        waiters, self._room_waiters = self._room_waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(RuntimeClosedError("the runtime is shutting down"))
 
     # -- feeding ----------------------------------------------------------------------------
 
@@ -226,10 +198,7 @@ class ServiceRuntime:
         input runs (now, or at the next start if this one closes first).
         """
         system = self._require_running()
-        try:
-            hash(key)
-        except TypeError:
-            raise TypeError(f"key {key!r} is not hashable; use a str, int or tuple") from None
+        check_key(key, f"the input sent for key {key!r:.200}")
         if self._busy_policy == "reject" and self._key_busy(system, key):
             raise RuntimeBusyError(f"key {key!r} is busy (busy_policy='reject')")
         await self._wait_for_room(system, key, nowait)
@@ -243,6 +212,10 @@ class ServiceRuntime:
             seq = self._next_seq
             self._next_seq += 1
             ack = journal.accept(seq, journal.encode_key(key), item)
+        except JournalWriteError as error:
+            self._release(key)
+            system.journal_failed(error)
+            raise
         except BaseException:
             self._release(key)
             raise
@@ -266,7 +239,11 @@ class ServiceRuntime:
     ) -> None:
         try:
             if not ack.done:
-                await ack
+                try:
+                    await ack
+                except JournalWriteError as error:
+                    system.journal_failed(error)
+                    raise
             await system.dispatch(key, value, seq, ticket, wait_for_room=False)
         finally:
             self._release(key)
@@ -303,6 +280,8 @@ class ServiceRuntime:
         waiting = queued + self._reserved.get(key, 0) - (0 if busy else 1)
         if waiting >= system.mailbox_capacity:
             return f"key {key!r} has a full mailbox (mailbox_capacity={system.mailbox_capacity})"
+        if not self._outputs.has_room():
+            return "an outputs() reader with overflow='wait' has a full buffer"
         return None
 
     async def _wait_for_room(self, system: ActorSystem, key: Hashable, nowait: bool) -> None:
@@ -322,7 +301,10 @@ class ServiceRuntime:
                 waiter.set_result(None)
 
     def _require_running(self) -> ActorSystem:
-        if not self._accepting or self._system is None:
+        system = self._system
+        if system is not None and system.broken is not None:
+            raise system.broken_error()
+        if not self._accepting or system is None:
             raise RuntimeClosedError(
                 "the runtime does not accept inputs: use it inside `async with env.serve(...)`"
                 + ("" if self._system is None else " (it is shutting down)")
@@ -332,35 +314,37 @@ class ServiceRuntime:
     # -- reading ----------------------------------------------------------------------------
 
     def _publish(self, key: Hashable, output: Any) -> None:
-        if not self._subscribers and self._backlog is not None and self._resuming:
+        if self._backlog is not None and self._resuming and not self._outputs.subscribers:
             self._backlog.append((key, output))
-        for subscriber in self._subscribers:
-            subscriber.put((key, output))
+        self._outputs.publish(key, output)
 
     def _resumed_input_finished(self, ticket: asyncio.Future[list[Any]]) -> None:
         self._resuming -= 1
         if not ticket.cancelled():
             ticket.exception()  # a failed resumed run is reported like any other
 
-    def outputs(self) -> AsyncIterator[tuple[Hashable, Any]]:
+    def outputs(self, *, max_buffered: int = 10_000, overflow: str = "drop-oldest") -> OutputStream:
         """Every output committed from this call on, as ``(key, output)``, until the runtime
         closes (at once, if it is closed already).
 
-        The first iterator also gets the outputs of inputs resumed after a restart that
-        committed before it was made."""
-        subscriber = _Subscriber(self._subscribers)
-        if self._backlog:
-            subscriber.items.extend(self._backlog)
+        At most ``max_buffered`` outputs wait for the reader. When that many do,
+        ``overflow="drop-oldest"`` (the default) drops the oldest and counts them in the
+        stream's ``dropped`` (each run's outputs still reach its handle), so that a slow
+        reader never holds the runtime up; ``"wait"`` makes ``submit`` wait for the reader
+        instead. The stream stops with ``aclose()``, at the end of ``async with``, or when
+        it is dropped (``break``). The first stream also gets the outputs of inputs resumed
+        after a restart that committed before it was made."""
+        stream = self._outputs.subscribe(max_buffered, overflow)
+        for item in self._backlog or ():
+            stream.put(item)
         self._backlog = None
         if self._system is None or self._closed:
-            subscriber.put(_CLOSED)
-        else:
-            self._subscribers.append(subscriber)
-        return subscriber
+            stream.end()
+        return stream
 
     def stats(self) -> dict[str, int]:
         """Keys active (in memory) and passivated, queued inputs, runs in flight, unfinished
-        (accepted, not yet committed or failed) inputs."""
+        (accepted, not yet committed or failed) inputs, open ``outputs()`` streams."""
         system = self._system
         if system is None:
             return {}
@@ -371,6 +355,7 @@ class ServiceRuntime:
             "queued_inputs": system.queued,
             "inflight_runs": system.running,
             "unfinished_inputs": system.unfinished,
+            "output_streams": self._outputs.subscribers,
         }
 
     def metrics(self) -> dict[str, Any]:

@@ -18,11 +18,23 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
-from ..config import AgentExecutionOptions, Configuration, ShortTermMemoryOptions, at_least
+from ..config import (
+    AgentExecutionOptions,
+    ConfigOption,
+    Configuration,
+    ShortTermMemoryOptions,
+    at_least,
+)
 from ..durable import CallRecorder
-from ..errors import ActionFailedError, ConfigurationError, JournalError, RuntimeClosedError
+from ..errors import (
+    ActionFailedError,
+    ConfigurationError,
+    JournalWriteError,
+    KeyHaltedError,
+    RuntimeClosedError,
+)
 from ..events import OutputEvent
-from ..journal import Journal, JournalEncodeError, RecoveredJournal
+from ..journal import Journal, RecoveredJournal
 from ..journal.store import DONE
 from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
@@ -31,7 +43,7 @@ from .actor import Actor, InputItem, Settled
 from .run import retrieve_exception
 
 if TYPE_CHECKING:
-    from ..agent import AgentPlan
+    from ..agent import ActionSpec, AgentPlan
     from .run import Run
 
 
@@ -52,6 +64,17 @@ def _error_strategy(config: Configuration) -> str:
             f"{strategy!r}; use one of {', '.join(_STRATEGIES)}"
         )
     return strategy
+
+
+def _timeout(config: Configuration, option: ConfigOption[float]) -> float | None:
+    """A timeout in seconds, None when off (0, the default)."""
+    seconds = config.get(option) or 0
+    if seconds < 0:
+        raise ConfigurationError(
+            f"configuration key {option.key!r} must be 0 (off) or a positive number of "
+            f"seconds, got {seconds}"
+        )
+    return float(seconds) or None
 
 
 def _memory_ttl(config: Configuration) -> tuple[float | None, bool]:
@@ -91,6 +114,8 @@ class ActorSystem:
         self.max_events_per_run = at_least(config, AgentExecutionOptions.MAX_EVENTS_PER_RUN, 1)
         self.error_strategy = _error_strategy(config)
         self.max_retries = max(0, config.get(AgentExecutionOptions.MAX_RETRIES) or 0)
+        self.action_timeout = _timeout(config, AgentExecutionOptions.ACTION_TIMEOUT)
+        self.run_timeout = _timeout(config, AgentExecutionOptions.RUN_TIMEOUT)
         self.actors: dict[Hashable, Actor] = {}
         self.clock: Callable[[], float] = time.time
         self._ttl_seconds, self._ttl_on_read = _memory_ttl(config)
@@ -98,6 +123,10 @@ class ActorSystem:
         # back (see runtime.passivation).
         self.passivation: Any = None
         self.on_finished: Callable[[], None] | None = None  # an input finished (service mode)
+        # The journal could no longer be written (a full disk, say): the runtime stops, and
+        # tells its host (which stops taking inputs).
+        self.broken: JournalWriteError | None = None
+        self.on_broken: Callable[[JournalWriteError], None] | None = None
         self.queued = 0  # inputs waiting in mailboxes
         self.running = 0  # runs in flight
         self.sinks: list[OutputSink] = []
@@ -107,6 +136,7 @@ class ActorSystem:
         self.unfinished = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._warned_types: set[str] = set()
+        self._warned_returns: set[str] = set()
 
     # -- feeding ----------------------------------------------------------------------------
 
@@ -228,14 +258,67 @@ class ActorSystem:
                 for error in self.resources.close():
                     logger.warning("resource close failed", error=repr(error))
 
-    def _drop_queued(self, actor: Actor) -> None:
+    def _drop_queued(self, actor: Actor, reason: Callable[[], BaseException] | None = None) -> None:
+        """Settle the inputs waiting in ``actor``'s mailbox (they stay journaled)."""
+        if reason is None:
+            reason = _closed_before_running
         while actor.mailbox:
             item = actor.mailbox.popleft()
             self.queued -= 1
-            self._settle(item, error=RuntimeClosedError("the runtime closed before this input ran"))
+            self._settle(item, error=reason())
         for waiter in actor.space_waiters or ():
             if not waiter.done():
                 waiter.set_exception(RuntimeClosedError("the runtime is closing"))
+
+    # -- a journal that broke ---------------------------------------------------------------
+
+    def journal_failed(self, error: BaseException) -> None:
+        """The journal could not take a write: stop. Runs going are cancelled and every input
+        waiting in a mailbox or for its run gets the error; all of them stay journaled as far
+        as the journal got, and run at the next start."""
+        if self.broken is not None:
+            return
+        if not isinstance(error, JournalWriteError):
+            failure = JournalWriteError(
+                f"the journal {self.journal.store.describe()} failed: "
+                f"{type(error).__name__}: {error}"
+            )
+            failure.__cause__ = error
+            error = failure
+        self.broken = error
+        logger.error(
+            "the journal failed, so the runtime stops; inputs accepted so far stay journaled "
+            "and run at the next start",
+            error=str(error),
+        )
+        if self.on_broken is not None:
+            self.on_broken(error)
+        for actor in list(self.actors.values()):
+            self._drop_queued(actor, self.broken_error)
+            if actor.current is not None:
+                actor.current.cancel(self.broken_error())
+
+    def broken_error(self) -> JournalWriteError:
+        """An error for one waiter of a runtime whose journal failed."""
+        assert self.broken is not None
+        error = JournalWriteError(str(self.broken))
+        error.__cause__ = self.broken.__cause__
+        return error
+
+    def hold_back(self, actor: Actor, item: InputItem) -> None:
+        """Settle an input that must not run now (its key is halted, or the journal failed);
+        the journal keeps it for the next start."""
+        halted = actor.halted
+        if halted is None:
+            self._settle(item, error=self.broken_error())
+            return
+        error = KeyHaltedError(
+            f"key {actor.key!r} is halted: run {halted.run} could not be replayed "
+            f"({type(halted.cause).__name__}); this input stays journaled and runs, in order, "
+            "at the next start once that is fixed"
+        )
+        error.__cause__ = halted
+        self._settle(item, error=error)
 
     # -- callbacks from actors --------------------------------------------------------------
 
@@ -244,16 +327,30 @@ class ActorSystem:
 
     def commit_run(self, actor: Actor, run: Run) -> None:
         """Commit a successful run: memory and outputs become durable together; the outputs are
-        released once they are. An output the journal cannot hold fails the run instead."""
+        released once they are. A run the journal cannot record (an output it cannot encode, a
+        record too big) fails instead, with its key as before; a journal that cannot be written
+        stops the runtime."""
+        if self.broken is not None:
+            run.failure = ActionFailedError(
+                run.key, run.number, "<commit>", "<journal>", self.broken_error()
+            )
+            return
+        journal = self.journal
         try:
-            outputs = self.journal.encode_outputs(run.outputs, run.key, run.number)
-        except JournalEncodeError as error:
+            outputs = journal.encode_outputs(run.outputs, run.key, run.number)
+            memory = journal.prepare_commit(actor, run.number, outputs)
+        except Exception as error:  # nothing is committed yet: the run fails, the key stays
             run.failure = ActionFailedError(
                 run.key, run.number, "<commit>", OutputEvent.EVENT_TYPE, error
             )
             return
-        delta = actor.commit_memory()
-        ack = self.journal.commit(run.item.seq, actor, run.number, delta, outputs, run.next_slot)
+        actor.commit_memory()
+        try:
+            ack = journal.commit(run.item.seq, actor, run.number, memory, outputs, run.next_slot)
+        except Exception as error:
+            self.journal_failed(error)
+            self._settle(run.item, error=self.broken_error())
+            return
         if ack is DONE:
             self._release(run, None)
         else:  # in commit order, even when a later commit is durable first
@@ -261,11 +358,8 @@ class ActorSystem:
 
     def _release(self, run: Run, error: BaseException | None) -> None:
         if error is not None:  # the journal broke: the run's effects are not durable
-            failure = ActionFailedError(
-                run.key, run.number, "<commit>", "<journal>", JournalError(str(error))
-            )
-            self.failures.append(failure)
-            self._settle(run.item, error=failure)
+            self.journal_failed(error)
+            self._settle(run.item, error=self.broken_error())
             return
         outputs = run.outputs
         if self.sinks:
@@ -291,12 +385,18 @@ class ActorSystem:
 
     def run_failed(self, run: Run) -> None:
         """A run failed for good (after any retries)."""
+        if run.replay_problem is not None:
+            self._halt(run, run.replay_problem)
+            return
         failure = run.failure
         assert failure is not None
         if self.closing:
             # Cancelled by shutdown: the input stays accepted, its journaled calls kept, so the
             # next start runs it again.
             self._settle(run.item, error=RuntimeClosedError("the runtime closed during this run"))
+            return
+        if self.broken is not None:  # nothing can be recorded: the next start runs it again
+            self._settle(run.item, error=self.broken_error())
             return
         fields = {
             "key": run.key, "run": run.number, "action": failure.action,
@@ -307,17 +407,51 @@ class ActorSystem:
         else:
             logger.error("run failed", **fields)
             self.failures.append(failure)
-        self.journal.fail(run.item.seq, run.actor.key_bytes, failure, run.next_slot)
+        try:
+            self.journal.fail(run.item.seq, run.actor.key_bytes, failure, run.next_slot)
+        except Exception as error:
+            self.journal_failed(error)
+        self._settle(run.item, error=failure)
+
+    def _halt(self, run: Run, failure: ActionFailedError) -> None:
+        """A journaled call of ``run`` cannot be replayed here: keep its input and calls for a
+        fixed restart (no failure record), and stop the key so that its later inputs do not
+        run ahead of it. Never retried, never ignored."""
+        run.actor.halted = failure
+        logger.error(
+            "a journaled call cannot be replayed; the input is kept and the key halted until "
+            "the next start",
+            key=run.key, run=run.number, action=failure.action, error=repr(failure.cause),
+        )  # fmt: skip
+        self.failures.append(failure)
         self._settle(run.item, error=failure)
 
     def retrying(self, run: Run) -> None:
-        """A failed run is about to be tried again: forget the calls it journaled."""
-        self.journal.discard_calls(run.item.seq)
+        """A failed run is about to be tried again: it replays the calls this attempt (and
+        the journal before it) completed with a value, like a crash recovery would."""
+        if run.has_recorder:
+            run.item.calls = run.recorder.kept_for_retry()
 
     def should_retry(self, run: Run) -> bool:
         return (
-            not self.closing and self.error_strategy == "retry" and run.attempt <= self.max_retries
+            not self.closing
+            and self.broken is None
+            and run.replay_problem is None
+            and self.error_strategy == "retry"
+            and run.attempt <= self.max_retries
         )
+
+    def warn_returned_value(self, spec: ActionSpec, value: Any) -> None:
+        """An action returned something other than None: the runtime ignores it (warned once
+        per action), since an output is an ``OutputEvent``."""
+        if spec.name not in self._warned_returns:
+            self._warned_returns.add(spec.name)
+            logger.warning(
+                "an action returned a value, which is ignored; emit outputs with "
+                "ctx.send_event(OutputEvent(output=...)) (warned once per action)",
+                action=spec.name,
+                value_type=type(value).__name__,
+            )
 
     def warn_unrouted(self, run: Run, event_type: str) -> None:
         if event_type not in self._warned_types:
@@ -344,3 +478,7 @@ class ActorSystem:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot()
+
+
+def _closed_before_running() -> RuntimeClosedError:
+    return RuntimeClosedError("the runtime closed before this input ran")
