@@ -408,9 +408,11 @@ async def test_a_retry_replays_completed_calls_and_calls_again_those_that_raised
 
 async def test_a_thread_call_cancelled_by_a_failing_sibling_is_recorded_for_the_retry() -> None:
     counts: Counter[str] = Counter()
+    started = threading.Event()
     release = threading.Event()
 
     def effect() -> str:
+        started.set()
         release.wait(GUARD_TIMEOUT)
         counts["effect"] += 1
         return "done"
@@ -421,9 +423,9 @@ async def test_a_thread_call_cancelled_by_a_failing_sibling_is_recorded_for_the_
 
     async def flaky(event: InputEvent, ctx: RunnerContext) -> None:
         counts["flaky"] += 1
-        await asyncio.sleep(0)  # lets the sibling start its call first
         if counts["flaky"] == 1:
-            release.set()
+            await asyncio.to_thread(started.wait, GUARD_TIMEOUT)  # the call is in its thread
+            release.set()  # it ends while its run is being cancelled
             raise RuntimeError("transient")
 
     agent = Agent().add_action("slow", [InputEvent], slow).add_action("flaky", [InputEvent], flaky)
@@ -433,7 +435,7 @@ async def test_a_thread_call_cancelled_by_a_failing_sibling_is_recorded_for_the_
     collected = env.from_list([{"key": "a", "value": 1}]).apply(agent).to_list()
     await execute(env)
     assert collected == [{"a": "done"}]
-    assert counts == {"effect": 1, "flaky": 2}
+    assert counts == {"effect": 1, "flaky": 2}  # the retry replayed what the thread did
 
 
 # -- replay problems keep the input ------------------------------------------------------------
