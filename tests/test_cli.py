@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 import flink_agents_async
@@ -349,3 +350,63 @@ def test_missing_directory_argument_is_a_usage_error() -> None:
     assert result.returncode == 2
     assert "usage" in result.stderr.lower()
     assert "Traceback" not in result.stderr
+
+
+# -- hostile rows: reported, never a traceback ------------------------------------------------
+
+
+def rewrite(directory: Path, statement: str, *parameters: Any) -> None:
+    connection = sqlite3.connect(directory / JOURNAL_FILE)
+    try:
+        connection.execute(statement, parameters)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+async def test_an_agent_name_that_is_not_utf8_is_shown_not_a_traceback(
+    checked_journal: Path,
+) -> None:
+    rewrite(checked_journal, "UPDATE meta SET value = ? WHERE name = 'agent'", b"Agent\xff\xfe")
+    result = cli(str(checked_journal))
+    assert result.returncode == 0, result.stderr
+    assert "agent Agent\ufffd\ufffd" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+async def test_a_sealed_record_with_fields_of_the_wrong_type_is_reported(
+    crashed_journal: Path,
+) -> None:
+    from flink_agents_async.journal.records import FORMAT_VERSION
+    from flink_agents_async.journal.sqlite_file import seal
+
+    seq, slot = (
+        sqlite3.connect(crashed_journal / JOURNAL_FILE)
+        .execute("SELECT seq, slot FROM calls LIMIT 1")
+        .fetchone()
+    )
+    # a record that unpacks fine but whose function id is a number and payload a string
+    record = msgpack.packb([FORMAT_VERSION, 42, b"d" * 16, 1, True, "not bytes"])
+    rewrite(
+        crashed_journal,
+        "UPDATE calls SET record = ? WHERE seq = ? AND slot = ?",
+        seal(record, seq, slot), seq, slot,
+    )  # fmt: skip
+    result = cli(str(crashed_journal), "--key", "p")
+    assert_reported(result, crashed_journal)
+    assert "corrupt" in result.stderr and "int, not a str" in result.stderr
+
+
+async def test_a_column_of_the_wrong_type_is_reported(checked_journal: Path) -> None:
+    rewrite(checked_journal, "UPDATE outputs SET key = 'text, not a blob'")
+    result = cli(str(checked_journal))
+    assert_reported(result, checked_journal / JOURNAL_FILE)
+    assert "damaged" in result.stderr
+
+
+async def test_a_journal_that_lost_commits_is_shown_with_a_warning(crashed_journal: Path) -> None:
+    counter = crashed_journal / "journal.commits"
+    counter.write_text(f"{int(counter.read_text()) + 5:020d}\n")
+    result = cli(str(crashed_journal))
+    assert result.returncode == 0, result.stderr
+    assert "warning" in result.stderr and "missing" in result.stderr
