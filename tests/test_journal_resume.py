@@ -140,6 +140,7 @@ async def test_journal_with_more_inputs_than_the_source_is_refused(tmp_path: Pat
     with pytest.raises(JournalError) as caught:
         await run(fresh, tmp_path, inputs()[:4])
     assert "only 4 items" in str(caught.value)
+    assert str(tmp_path) in str(caught.value)  # which journal it is
     assert fresh.action_calls == Counter()
 
 
