@@ -132,13 +132,17 @@ class NonDeterminismError(FlinkAgentsAsyncError):
 class ReplayedError(FlinkAgentsAsyncError):
     """A recorded exception whose class could not be rebuilt on replay.
 
-    Carries the original type name and message.
+    Carries the original type name, message and attributes (``attributes``; each one is also
+    set on the error itself where its name is free, so ``error.code`` still works).
     """
 
-    def __init__(self, type_name: str, message: str) -> None:
+    def __init__(
+        self, type_name: str, message: str, attributes: dict[str, object] | None = None
+    ) -> None:
         super().__init__(f"{type_name}: {message}")
         self.type_name = type_name
         self.message = message
+        self.attributes = dict(attributes or {})
 
 
 class JournalError(FlinkAgentsAsyncError):

@@ -410,3 +410,37 @@ async def test_a_journal_that_lost_commits_is_shown_with_a_warning(crashed_journ
     result = cli(str(crashed_journal))
     assert result.returncode == 0, result.stderr
     assert "warning" in result.stderr and "missing" in result.stderr
+
+
+async def test_a_crafted_record_nested_too_deeply_is_reported_not_a_crash(
+    crashed_journal: Path,
+) -> None:
+    from flink_agents_async.journal.records import COMPLETED, CallRecord
+    from flink_agents_async.journal.sqlite_file import seal
+
+    nested = msgpack.packb(1)
+    for _ in range(2000):  # a tuple in a tuple in ...: far deeper than the codec writes
+        nested = msgpack.packb(msgpack.ExtType(1, b"\x91" + nested))
+    seq, slot, function_id = _first_call(crashed_journal)
+    record = CallRecord(slot, function_id, b"d" * 16, COMPLETED, True, nested).pack()
+    rewrite(
+        crashed_journal,
+        "UPDATE calls SET record = ? WHERE seq = ? AND slot = ?",
+        seal(record, seq, slot), seq, slot,
+    )  # fmt: skip
+    result = cli(str(crashed_journal), "--key", "p")
+    assert result.returncode == 0, result.stderr  # shown as unreadable, the rest as usual
+    assert "unreadable" in result.stdout and "nests more than 100" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def _first_call(directory: Path) -> tuple[int, int, str]:
+    from flink_agents_async.journal.records import CallRecord
+    from flink_agents_async.journal.sqlite_file import unseal
+
+    connection = sqlite3.connect(directory / JOURNAL_FILE)
+    try:
+        seq, slot, blob = connection.execute("SELECT seq, slot, record FROM calls").fetchone()
+    finally:
+        connection.close()
+    return seq, slot, CallRecord.unpack(slot, unseal(blob, (seq, slot), "a call")).function_id

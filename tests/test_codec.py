@@ -6,13 +6,18 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import errno
+import json
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 import uuid
+import zoneinfo
+from collections import Counter, OrderedDict, defaultdict, namedtuple
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import pydantic
@@ -20,7 +25,7 @@ import pytest
 
 import flink_agents_async
 from flink_agents_async.errors import JournalError, ReplayedError
-from flink_agents_async.journal.codec import Codec, JournalEncodeError
+from flink_agents_async.journal.codec import MAX_NESTING, Codec, JournalEncodeError
 from flink_agents_async.journal.packer import ThreadPacker
 from flink_agents_async.journal.records import (
     COMPLETED,
@@ -96,6 +101,155 @@ class Opaque:
 
     def __hash__(self) -> int:
         return hash(self.value)
+
+
+class Wrapper(pydantic.BaseModel):
+    inner: Any
+
+
+Pair = namedtuple("Pair", "left right")
+
+
+class Span(NamedTuple):
+    start: int
+    end: int = 0
+
+
+class Guarded(namedtuple("Guarded", "x y")):
+    """A namedtuple whose ``__new__`` counts its calls (decoding must not make any)."""
+
+    __slots__ = ()
+    created = 0
+
+    def __new__(cls, x: int, y: int) -> Guarded:
+        Guarded.created += 1
+        return super().__new__(cls, x, y)
+
+
+@dataclasses.dataclass
+class Tally:
+    count: int = 0
+
+
+class PaymentError(Exception):
+    """A user exception whose ``__init__`` takes other arguments than its args."""
+
+    init_calls = 0
+
+    def __init__(self, code: int) -> None:
+        PaymentError.init_calls += 1
+        super().__init__("payment failed")
+        self.code = code
+
+
+class ShowsCode(Exception):
+    """An exception whose ``str()`` reads an attribute, not its args."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"failed with code {self.code}"
+
+
+class Unprintable(Exception):
+    """An exception whose ``__str__`` reads an attribute it never set."""
+
+    def __str__(self) -> str:
+        return f"failed with {self.detail}"  # type: ignore[attr-defined]
+
+
+class ConfigMissing(FileNotFoundError):
+    """An OSError subclass whose ``__init__`` fills errno, strerror and filename itself."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.ENOENT, "config missing", path)
+
+
+class BadArgs(Exception):
+    @property
+    def args(self) -> Any:  # type: ignore[override]
+        raise RuntimeError("no args here")
+
+
+class Verbose:
+    def __repr__(self) -> str:
+        return "v" * 5000
+
+
+@dataclasses.dataclass
+class Faulty:
+    """A dataclass whose field raises ``failure`` when read."""
+
+    name: str
+
+    def __getattribute__(self, attribute: str) -> Any:
+        if attribute == "name":
+            raise object.__getattribute__(self, "failure")
+        return object.__getattribute__(self, attribute)
+
+
+def faulty(failure: Exception) -> Faulty:
+    value = Faulty("x")
+    object.__setattr__(value, "failure", failure)
+    return value
+
+
+class FixedTz(dt.tzinfo):
+    """A tzinfo of neither kind the codec carries."""
+
+    def utcoffset(self, when: Any) -> dt.timedelta:
+        return dt.timedelta(hours=1)
+
+    def dst(self, when: Any) -> dt.timedelta:
+        return dt.timedelta(0)
+
+    def tzname(self, when: Any) -> str:
+        return "FIX"
+
+
+class MyDict(dict):  # type: ignore[type-arg]
+    pass
+
+
+class MyList(list):  # type: ignore[type-arg]
+    pass
+
+
+class MyTuple(tuple):  # type: ignore[type-arg]
+    __slots__ = ()
+
+
+class MySet(set):  # type: ignore[type-arg]
+    pass
+
+
+class MyFrozenSet(frozenset):  # type: ignore[type-arg]
+    pass
+
+
+class MyStr(str):
+    __slots__ = ()
+
+
+class MyBytes(bytes):
+    __slots__ = ()
+
+
+class MyInt(int):
+    pass
+
+
+class MyFloat(float):
+    pass
+
+
+class MyCounter(Counter):  # type: ignore[type-arg]
+    pass
+
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
 
 def round_trip(value: Any, codec: Codec | None = None) -> Any:
@@ -738,3 +892,734 @@ def test_each_thread_packs_with_a_packer_of_its_own() -> None:
     assert {name: msgpack.unpackb(data) for name, data in packed.items()} == values
     assert len({id(owner) for owner in owners.values()}) == len(values)
     assert all(packer.pack.__self__ is not owner for owner in owners.values())  # nor this one
+
+
+# -- any failure while encoding is a JournalEncodeError ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        AttributeError("gone"),
+        KeyError("k"),
+        RuntimeError("boom"),
+        RecursionError("too deep"),
+        ZeroDivisionError("zero"),
+        TypeError("typed"),
+    ],
+    ids=lambda failure: type(failure).__name__,
+)
+def test_any_failure_while_encoding_is_a_journal_encode_error_naming_where_and_type(
+    failure: Exception,
+) -> None:
+    for value in (faulty(failure), [1, {"nested": faulty(failure)}], (2, faulty(failure))):
+        with pytest.raises(JournalEncodeError) as caught:
+            Codec().encode(value, "the result of slot {}", 4)
+        message = str(caught.value)
+        assert "the result of slot 4" in message
+        assert "Faulty" in message
+        assert type(failure).__name__ in message
+        assert caught.value.__cause__ is failure  # the original, for its traceback
+
+
+def test_pydantic_model_whose_field_cannot_be_read_is_a_journal_encode_error() -> None:
+    address = Address(street="s", number=1)
+    del address.__dict__["street"]
+    with pytest.raises(JournalEncodeError, match=r"output 1.*Address") as caught:
+        Codec().encode({"a": [address]}, "output {}", 1)
+    assert isinstance(caught.value.__cause__, AttributeError)
+
+
+def test_where_whose_arguments_cannot_be_formatted_still_gives_a_journal_encode_error() -> None:
+    class BadRepr:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    with pytest.raises(JournalEncodeError, match="the result of"):
+        Codec().encode(object(), "the result of {!r}", BadRepr())
+
+
+def test_recording_an_exception_never_fails() -> None:
+    """A durable call's exception is what its record must hold, whatever its ``__str__`` or
+    ``args`` do."""
+    decoded = round_trip(Unprintable("x"))
+    assert type(decoded) is Unprintable and decoded.args == ("x",)
+
+    ghost = type("Unprintable", (Unprintable,), {"__module__": "ghost_errors"})
+    replayed = round_trip(ghost("x"))
+    assert type(replayed) is ReplayedError
+    assert replayed.message == "<unprintable Unprintable object>"
+
+    # Its args cannot be read (nor set, so it cannot be rebuilt): its type and message remain.
+    replayed = round_trip([1, BadArgs("y")])
+    assert replayed[0] == 1 and type(replayed[1]) is ReplayedError
+    assert replayed[1].type_name == f"{__name__}.BadArgs" and replayed[1].message == "y"
+
+
+# -- nesting ----------------------------------------------------------------------------------
+
+
+def nested(kind: str, depth: int) -> Any:
+    """``depth`` extension values of ``kind`` inside each other around ``1``."""
+    makers: dict[str, Any] = {
+        "tuple": lambda inner: (inner,),
+        "frozenset": lambda inner: frozenset({inner}),
+        "model": lambda inner: Wrapper(inner=inner),
+        "dataclass": Holder,
+        "namedtuple": lambda inner: Pair(inner, 0),
+        # (not Counter: its == compares every value twice, so nested ones take 2**depth)
+        "ordered": lambda inner: OrderedDict({"k": inner}),
+    }
+    # Mixed: each kind inside the others (not frozensets: their elements must be hashable).
+    kinds = [name for name in makers if name != "frozenset"] if kind == "mixed" else [kind]
+    value: Any = 1
+    for level in range(depth):
+        value = makers[kinds[level % len(kinds)]](value)
+    return value
+
+
+@pytest.mark.parametrize(
+    "kind", ["tuple", "frozenset", "model", "dataclass", "namedtuple", "ordered", "mixed"]
+)
+def test_values_nested_up_to_the_limit_round_trip_and_deeper_ones_are_refused(kind: str) -> None:
+    deepest = nested(kind, MAX_NESTING)
+    assert round_trip(deepest) == deepest
+    with pytest.raises(JournalEncodeError) as caught:
+        Codec().encode([nested(kind, MAX_NESTING + 1)], "the result of slot {}", 2)
+    message = str(caught.value)
+    assert "the result of slot 2" in message
+    assert "nested too deeply" in message and "flatten" in message
+
+
+def test_exceptions_nested_beyond_the_limit_keep_the_outer_ones() -> None:
+    """An exception's argument that cannot be carried is kept as its repr, so a chain of
+    exceptions deeper than the limit is recorded (its innermost ones as text)."""
+    error: Any = ValueError("innermost")
+    for level in range(MAX_NESTING + 20):
+        error = RuntimeError(f"level {level}", error)
+    decoded = round_trip(error)
+    assert type(decoded) is RuntimeError and decoded.args[0] == error.args[0]
+    depth, inner = 0, decoded
+    while isinstance(inner, BaseException):
+        depth, inner = depth + 1, inner.args[1] if len(inner.args) > 1 else None
+    assert depth == MAX_NESTING
+    assert isinstance(inner, str) and inner.startswith("RuntimeError(")
+
+
+def test_nesting_is_counted_per_thread() -> None:
+    """Threads decoding and encoding deep values at once do not add up their depths."""
+    codec = Codec()
+    deep = nested("mixed", MAX_NESTING)
+    data = codec.encode(deep)
+    barrier = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        barrier.wait()
+        try:
+            for _ in range(30):
+                assert codec.decode(data) == deep
+                assert codec.encode(deep) == data
+        except BaseException as error:
+            failures.append(error)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, in the middle of values
+    try:
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+
+
+def test_a_failed_nested_decode_or_encode_leaves_nothing_behind_for_the_next_one() -> None:
+    codec = Codec()
+    value = [(1, (2, "x")), {3}, Point(1, 2.0), Counter(a=1)]
+    good = codec.encode(value)
+    ext = msgpack.ExtType
+    broken = [
+        msgpack.packb(ext(1, msgpack.packb([1]) + b"\x01")),  # extra bytes in a payload
+        msgpack.packb(ext(1, b"\x93\x01")),  # a payload that ends early
+        msgpack.packb([ext(1, msgpack.packb([ext(1, b"\x92\x01")]))]),
+        msgpack.packb(ext(1, msgpack.packb([ext(99, b"x")]))),  # unknown type inside
+        msgpack.packb(ext(1, b"")),
+        msgpack.packb(ext(1, msgpack.packb(["x" * 5000]) + b"\x01")),  # large, extra bytes
+    ]
+    for data in broken:
+        with pytest.raises(JournalError):
+            codec.decode(data)
+        assert codec.decode(good) == value
+    with pytest.raises(JournalEncodeError):
+        codec.encode([(1, (2, Opaque()))])
+    assert codec.encode(value) == good
+
+
+def test_sets_nested_in_sets_and_exceptions_in_exceptions_encode_in_linear_time() -> None:
+    """Each element is packed once: packing every set's elements for sorting and again for the
+    payload (and every exception's arguments to test them, then again) doubled the work at
+    each level. Run apart, with a timeout, so that exponential time fails instead of hanging."""
+    script = """
+from flink_agents_async.journal.codec import Codec
+codec = Codec()
+sets = 1
+errors = ValueError("innermost")
+for level in range(40):
+    sets = frozenset({sets, level})
+    errors = RuntimeError(level, errors)
+assert codec.decode(codec.encode(sets)) == sets
+assert codec.decode(codec.encode(errors)).args[0] == 39
+print("done")
+"""
+    completed = run_isolated(script, timeout=60)
+    assert completed.stdout.split() == ["done"], completed.stderr
+
+
+def run_isolated(source: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs ``source`` in a fresh interpreter: a crash (SIGSEGV) fails the test instead of
+    killing pytest."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=timeout,
+    )
+
+
+_CRAFTED = """
+import random, sys, threading
+import msgpack
+from flink_agents_async.errors import JournalError
+from flink_agents_async.journal.codec import MAX_NESTING, Codec
+
+
+def ext_header(code, length):
+    fixed = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
+    if length in fixed:
+        return bytes([fixed[length], code])
+    if length < 256:
+        return bytes([0xC7, length, code])
+    if length < 65536:
+        return b"\\xc8" + length.to_bytes(2, "big") + bytes([code])
+    return b"\\xc9" + length.to_bytes(4, "big") + bytes([code])
+
+
+def wrapped(levels, code, inner=b"\\x01", prefix=b""):
+    # levels extension values of type code inside each other, each payload starting with
+    # prefix (b"\\x91": a one-item array, as in a tuple); built in linear time
+    parts, size = [inner], len(inner)
+    for _ in range(levels):
+        header = ext_header(code, size + len(prefix))
+        parts += [prefix, header]
+        size += len(prefix) + len(header)
+    return b"".join(reversed(parts))
+
+
+def check(name, data, codec):
+    try:
+        codec.decode(data)
+    except JournalError:
+        return
+    except BaseException as error:
+        print("BAD", name, type(error).__name__, error)
+        sys.exit(1)
+"""
+
+
+def test_crafted_nesting_never_crashes_decoding_even_on_a_small_stack() -> None:
+    """Records nested far deeper than the codec writes (as a corrupt or hostile journal might
+    hold) are JournalErrors, decoded on a thread with a 1 MiB stack; values at the limit still
+    decode there."""
+    script = (
+        _CRAFTED
+        + """
+def run():
+    codec = Codec()
+    cases = {
+        "tuples just beyond the limit": wrapped(MAX_NESTING + 1, 1, prefix=b"\\x91"),
+        "200 tuples": wrapped(200, 1, prefix=b"\\x91"),
+        "100000 tuples": wrapped(100_000, 1, prefix=b"\\x91"),
+        "100000 bare extension levels": wrapped(100_000, 1),
+        "100000 nested sets": wrapped(100_000, 2, prefix=b"\\x91"),
+        "100000 nested exceptions": wrapped(100_000, 12, prefix=b"\\x91"),
+        "100000 nested arrays": b"\\x91" * 100_000 + b"\\x01",
+        "100000 nested maps": b"\\x81\\x01" * 100_000 + b"\\x01",
+        "100000 arrays in a payload": wrapped(1, 1, b"\\x91" * 100_000 + b"\\x01"),
+        "100000 arrays at depth 50": wrapped(50, 1, b"\\x91" * 100_000 + b"\\x01", b"\\x91"),
+    }
+    for name, data in cases.items():
+        check(name, data, codec)
+        check(name, data, Codec(lenient=True))
+    value = 1
+    for _ in range(MAX_NESTING):
+        value = (value,)
+    assert codec.decode(codec.encode(value)) == value
+    assert codec.decode(wrapped(MAX_NESTING, 1, prefix=b"\\x91")) == value
+    print("survived")
+
+
+threading.stack_size(1024 * 1024)
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+"""
+    )
+    completed = run_isolated(script)
+    assert completed.returncode == 0, (completed.returncode, completed.stdout, completed.stderr)
+    assert completed.stdout.split() == ["survived"], completed.stderr
+
+
+def test_random_mutations_of_valid_records_decode_to_a_value_or_a_journal_error() -> None:
+    """A seeded fuzz over valid encodings of varied values: flipped, inserted, dropped and
+    truncated bytes must only ever give a value or a JournalError (never a crash or another
+    exception)."""
+    script = (
+        _CRAFTED
+        + """
+import collections, dataclasses, datetime as dt, decimal, enum, uuid, zoneinfo
+from typing import NamedTuple
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: tuple
+
+
+class Span(NamedTuple):
+    start: int
+    end: dt.timedelta
+
+
+codec = Codec()
+values = [
+    {"list": [1, -2, 2**70, 1.5, None, True, "text", b"bytes"], "nested": {"k": [[{}]]}},
+    (1, ("a", (2.5, frozenset({3, "x"}))), {1, (2, 3)}),
+    [uuid.UUID(int=7), dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), dt.date(2024, 2, 29)],
+    [dt.time(1, 2, 3), decimal.Decimal("-1.25"), dt.timedelta(days=-2, microseconds=7)],
+    dt.datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+    [Color.RED, Point(1, (2, 3)), Span(1, dt.timedelta(seconds=3))],
+    collections.Counter("abracadabra"),
+    collections.OrderedDict([("b", 1), ("a", (2,))]),
+    collections.defaultdict(list, {"x": [1, 2]}),
+    KeyError("missing"),
+    OSError(2, "No such file", "x.txt"),
+    {"error": ValueError("bad", {"detail": [1, 2]}), "when": dt.time(9, tzinfo=dt.UTC)},
+]
+encodings = [codec.encode(value) for value in values]
+for data, value in zip(encodings, values):
+    assert repr(codec.decode(data)) == repr(value)  # (exceptions do not compare equal)
+
+rng = random.Random(20240601)
+cases = 0
+for round_ in range(300):
+    for data in encodings:
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            choice = rng.random()
+            position = rng.randrange(len(mutated) + 1)
+            if choice < 0.4 and mutated:
+                mutated[min(position, len(mutated) - 1)] = rng.randrange(256)
+            elif choice < 0.6:
+                mutated.insert(position, rng.randrange(256))
+            elif choice < 0.8 and mutated:
+                del mutated[min(position, len(mutated) - 1)]
+            else:
+                mutated = mutated[:position]
+        check(f"mutation {round_}", bytes(mutated), codec)
+        check(f"mutation {round_}", bytes(mutated), Codec(lenient=True))
+        cases += 1
+for data in encodings:
+    for end in range(len(data)):
+        check(f"truncated at {end}", data[:end], codec)
+        cases += 1
+for _ in range(1000):
+    check("random bytes", rng.randbytes(rng.randrange(1, 64)), codec)
+    cases += 1
+print("cases", cases)
+"""
+    )
+    completed = run_isolated(script)
+    assert completed.returncode == 0, (completed.returncode, completed.stdout, completed.stderr)
+    assert completed.stdout.split()[0] == "cases", completed.stderr
+    assert int(completed.stdout.split()[1]) > 3000
+
+
+# -- exceptions keep their attributes ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "attributes"),
+    [
+        (
+            subprocess.CalledProcessError(2, ["ls", "x"], output=b"o", stderr=b"e"),
+            {"returncode": 2, "cmd": ["ls", "x"], "output": b"o", "stderr": b"e"},
+        ),
+        (PaymentError(402), {"code": 402}),
+        (ShowsCode(7), {"code": 7}),
+        (
+            OSError(2, "No such file", "x.txt"),
+            {"errno": 2, "strerror": "No such file", "filename": "x.txt"},
+        ),
+        (
+            ConfigMissing("/etc/app.yaml"),
+            {"errno": errno.ENOENT, "strerror": "config missing", "filename": "/etc/app.yaml"},
+        ),
+        (KeyError("k"), {}),
+        (
+            UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
+            {"encoding": "utf-8", "object": b"\xff", "start": 0, "end": 1, "reason": "bad"},
+        ),
+        (ModuleNotFoundError("No module named 'x'", name="x"), {"name": "x"}),
+        (
+            json.JSONDecodeError("bad", '{"a": ', 6),
+            {"msg": "bad", "doc": '{"a": ', "pos": 6, "lineno": 1, "colno": 7},
+        ),
+        (
+            subprocess.TimeoutExpired(["sleep", "9"], 5, output=b"partial"),
+            {"cmd": ["sleep", "9"], "timeout": 5, "output": b"partial"},
+        ),
+        (StopIteration(5), {"value": 5}),
+    ],
+    ids=lambda item: type(item).__name__ if isinstance(item, BaseException) else "",
+)
+def test_exceptions_round_trip_with_their_attributes(
+    error: BaseException, attributes: dict[str, Any]
+) -> None:
+    init_calls = PaymentError.init_calls
+    decoded = round_trip(error)
+    assert type(decoded) is type(error)
+    assert decoded.args == error.args
+    assert str(decoded) == str(error)
+    for name, value in attributes.items():
+        assert getattr(decoded, name) == value, name
+    assert PaymentError.init_calls == init_calls  # decoding never runs a user's __init__
+
+
+def test_notes_survive_a_round_trip() -> None:
+    error = PaymentError(1)
+    error.add_note("while charging card 42")
+    assert round_trip(error).__notes__ == ["while charging card 42"]
+
+
+def test_attribute_the_codec_cannot_carry_is_kept_as_a_bounded_repr() -> None:
+    error = PaymentError(3)
+    error.client = Opaque(3)  # type: ignore[attr-defined]
+    error.verbose = Verbose()  # type: ignore[attr-defined]
+    decoded = round_trip(error)
+    assert decoded.code == 3
+    assert isinstance(decoded.client, str) and "Opaque" in decoded.client
+    assert isinstance(decoded.verbose, str) and decoded.verbose.startswith("vvv")
+    assert len(decoded.verbose) <= 1000 and decoded.verbose.endswith("...")
+
+    pickling = Codec(allow_pickle=True)
+    assert round_trip(error, pickling).client == Opaque(3)  # pickled only when allowed
+
+
+def test_exception_records_without_attributes_still_decode() -> None:
+    """Journals written before attributes were recorded hold [path, args, message]."""
+    record = msgpack.packb(["builtins:ValueError", ["x", 1], "('x', 1)"], use_bin_type=True)
+    decoded = Codec().decode(msgpack.packb(msgpack.ExtType(12, record)))
+    assert type(decoded) is ValueError and decoded.args == ("x", 1)
+
+
+def test_exception_whose_class_is_gone_comes_back_as_replayed_error_with_its_attributes() -> None:
+    gone = type(
+        "GhostPayment",
+        (PaymentError,),
+        {"__module__": "ghost_payments", "__str__": lambda self: f"card {self.code} declined"},
+    )
+    error = gone(9)
+    error.message = "own message"  # clashes with ReplayedError's own attribute
+    error.retry_after = 30
+    decoded = round_trip(error)
+    assert type(decoded) is ReplayedError
+    assert decoded.type_name == "ghost_payments.GhostPayment"
+    assert decoded.message == "card 9 declined"
+    assert decoded.attributes == {"code": 9, "message": "own message", "retry_after": 30}
+    assert decoded.code == 9 and decoded.retry_after == 30
+    assert "ghost_payments" not in sys.modules
+
+
+def test_exception_attributes_of_classes_not_loaded_become_placeholders() -> None:
+    """A durable function may import the module of its exception's attributes itself; it is
+    not called on replay, so an attribute whose class is not loaded must not fail the replay."""
+    detail_class = dataclasses.make_dataclass("GhostDetail", [("status", int)])
+    detail_class.__module__ = "ghost_details"
+    error = PaymentError(5)
+    error.detail = detail_class(503)  # type: ignore[attr-defined]
+    decoded = round_trip(error)
+    assert type(decoded) is PaymentError and decoded.code == 5
+    assert "ghost_details.GhostDetail" in repr(decoded.detail) and "503" in repr(decoded.detail)
+
+    gone = type("GhostError", (Exception,), {"__module__": "ghost_errors"})
+    replayed = round_trip({"error": gone("down", detail_class(1))})["error"]
+    assert type(replayed) is ReplayedError and replayed.type_name == "ghost_errors.GhostError"
+    with pytest.raises(JournalError, match="GhostDetail"):  # outside exceptions: refused
+        round_trip([detail_class(2)])
+    assert "ghost_details" not in sys.modules
+
+
+def test_exception_record_cannot_set_special_attributes() -> None:
+    record = msgpack.packb(
+        ["builtins:ValueError", ["x"], "x", {"__class__": "KeyError", "__dict__": {}, "ok": 2}],
+        use_bin_type=True,
+    )
+    decoded = Codec().decode(msgpack.packb(msgpack.ExtType(12, record)))
+    assert type(decoded) is ValueError and decoded.ok == 2
+
+
+# -- types do not change on replay ------------------------------------------------------------
+
+
+def test_counter_ordered_dict_and_defaultdict_round_trip_with_their_types() -> None:
+    ordered = OrderedDict([("z", 1), ("a", (2,)), ("m", {3})])
+    ordered.move_to_end("z")
+    values: list[Any] = [
+        Counter({"b": 2, "a": 5, ("t", 1): 1}),
+        Counter(),
+        ordered,
+        defaultdict(list, {"x": [1, 2], 3: [(1, 2)]}),
+        defaultdict(int, {"n": 1}),
+        defaultdict(set, {"s": {1}}),
+        defaultdict(dict),
+        defaultdict(None, {"k": "v"}),
+        defaultdict(Counter, {"c": Counter("aab")}),
+        defaultdict(Tally, {"t": Tally(2)}),
+    ]
+    for value in values:
+        decoded = round_trip(value)
+        assert type(decoded) is type(value)
+        assert decoded == value
+        assert list(decoded.items()) == list(value.items())  # and in the same order
+        if isinstance(value, defaultdict):
+            assert decoded.default_factory is value.default_factory
+    decoded = round_trip([values[0], {"o": ordered}])
+    assert type(decoded[0]) is Counter and type(decoded[1]["o"]) is OrderedDict
+
+
+def test_defaultdict_whose_factory_cannot_be_found_is_refused_at_encode() -> None:
+    for factory in (lambda: 0, faulty):
+        with pytest.raises(JournalEncodeError) as caught:
+            Codec().encode(defaultdict(factory, {"a": 1}), "the result of slot {}", 3)
+        message = str(caught.value)
+        assert "the result of slot 3" in message and "dict(value)" in message
+    pickling = Codec(allow_pickle=True)
+    decoded = round_trip(defaultdict(faulty), pickling)
+    assert type(decoded) is defaultdict and decoded.default_factory is faulty
+
+
+def test_defaultdict_whose_factory_is_not_loaded_is_refused_by_name() -> None:
+    payload = msgpack.packb(["ghost_factories:Factory", {"a": 1}], use_bin_type=True)
+    data = msgpack.packb(msgpack.ExtType(17, payload))
+    with pytest.raises(JournalError, match=r"ghost_factories\.Factory"):
+        Codec().decode(data)
+    assert "ghost_factories" not in sys.modules
+    assert "ghost_factories.Factory" in repr(Codec(lenient=True).decode(data))
+
+
+def test_namedtuples_round_trip_without_running_their_code() -> None:
+    values = [Pair(1, "a"), Pair((1, 2), Pair(3, [4])), Span(1, 2), Span(5), Guarded(1, 2)]
+    created = Guarded.created
+    for value in values:
+        decoded = round_trip(value)
+        assert type(decoded) is type(value)
+        assert decoded == value
+        assert decoded._asdict() == value._asdict()
+    assert type(round_trip(values[1]).right) is Pair
+    assert Guarded.created == created  # rebuilt with tuple.__new__, not the class's __new__
+
+
+def test_namedtuple_whose_class_is_not_loaded_is_a_journal_error_or_a_placeholder() -> None:
+    payload = msgpack.packb(["ghost_tuples:Ghost", [1, 2]], use_bin_type=True)
+    data = msgpack.packb(msgpack.ExtType(18, payload))
+    with pytest.raises(JournalError, match=r"ghost_tuples\.Ghost"):
+        Codec().decode(data)
+    assert "ghost_tuples" not in sys.modules
+    assert "ghost_tuples.Ghost" in repr(Codec(lenient=True).decode(data))
+    wrong_length = msgpack.packb(["test_codec:Pair", [1, 2, 3]], use_bin_type=True)
+    with pytest.raises(JournalError, match="namedtuple"):
+        Codec().decode(msgpack.packb(msgpack.ExtType(18, wrong_length)))
+
+
+def test_namedtuple_defined_in_a_function_is_refused_at_encode() -> None:
+    local = namedtuple("Local", "x")
+    with pytest.raises(JournalEncodeError, match="module level") as caught:
+        Codec().encode(local(1), "the result of slot {}", 1)
+    assert "tuple(value)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.timedelta(0),
+        dt.timedelta(days=-3, seconds=5, microseconds=7),
+        dt.timedelta(microseconds=-1),
+        dt.timedelta.max,
+        dt.timedelta.min,
+    ],
+    ids=repr,
+)
+def test_timedeltas_round_trip(value: dt.timedelta) -> None:
+    assert_same(value, round_trip(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(2024, 7, 1, 12, 0, tzinfo=PARIS),
+        dt.datetime(2024, 10, 27, 2, 30, tzinfo=PARIS),  # ambiguous: the first 02:30
+        dt.datetime(2024, 10, 27, 2, 30, fold=1, tzinfo=PARIS),  # ambiguous: the second
+        dt.datetime(2024, 3, 31, 2, 30, tzinfo=PARIS),  # in the gap of the spring change
+        dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=zoneinfo.ZoneInfo("UTC")),
+        dt.datetime(2024, 3, 10, 1, 59, 59, 999999, tzinfo=zoneinfo.ZoneInfo("America/New_York")),
+        dt.time(9, 30, tzinfo=PARIS),
+        dt.time(23, 59, 59, fold=1, tzinfo=PARIS),
+    ],
+    ids=repr,
+)
+def test_datetimes_in_a_zoneinfo_zone_round_trip_to_the_same_zone(value: Any) -> None:
+    decoded = round_trip(value)
+    assert type(decoded) is type(value)
+    assert decoded.tzinfo is value.tzinfo  # the same zone, not a fixed offset
+    assert decoded.fold == value.fold
+    assert decoded.replace(tzinfo=None) == value.replace(tzinfo=None)
+    if isinstance(value, dt.datetime):
+        assert decoded == value
+        assert decoded.timestamp() == value.timestamp()  # the same instant
+        assert decoded.utcoffset() == value.utcoffset()
+        assert decoded + dt.timedelta(days=180) == value + dt.timedelta(days=180)
+
+
+def test_datetimes_with_other_tzinfo_types_are_refused_unless_pickled() -> None:
+    values = [dt.datetime(2024, 1, 1, tzinfo=FixedTz()), dt.time(1, tzinfo=FixedTz())]
+    for value in values:
+        with pytest.raises(JournalEncodeError) as caught:
+            Codec().encode({"when": value}, "the result of slot {}", 1)
+        message = str(caught.value)
+        assert "FixedTz" in message and "zoneinfo" in message and "UTC" in message
+        assert "the result of slot 1" in message
+        decoded = round_trip(value, Codec(allow_pickle=True))
+        assert type(decoded.tzinfo) is FixedTz and decoded.utcoffset() == value.utcoffset()
+
+
+@pytest.mark.parametrize(
+    ("value", "conversion"),
+    [
+        (MyDict(a=1), "dict(value)"),
+        (MyCounter("aa"), "dict(value)"),
+        (MyList([1]), "list(value)"),
+        (MyTuple((1, 2)), "tuple(value)"),
+        (MySet({1}), "set(value)"),
+        (MyFrozenSet({1}), "frozenset(value)"),
+        (MyStr("s"), "str(value)"),
+        (MyBytes(b"b"), "bytes(value)"),
+        (MyInt(3), "int(value)"),
+        (MyFloat(1.5), "float(value)"),
+    ],
+    ids=lambda item: type(item).__name__ if not isinstance(item, str) else "",
+)
+def test_other_subclasses_of_built_in_types_are_refused_naming_the_conversion(
+    value: Any, conversion: str
+) -> None:
+    with pytest.raises(JournalEncodeError) as caught:
+        Codec().encode({"k": [value]}, "the result of slot {}", 5)
+    message = str(caught.value)
+    assert type(value).__qualname__ in message
+    assert conversion in message
+    assert "the result of slot 5" in message and "allow-pickle" in message
+    assert_same(value, round_trip(value, Codec(allow_pickle=True)))
+
+
+def test_enum_subclasses_of_built_in_types_are_still_carried() -> None:
+    assert round_trip([Color.RED, Priority.HIGH, {Color.GREEN: Priority.LOW}]) == [
+        Color.RED,
+        Priority.HIGH,
+        {Color.GREEN: Priority.LOW},
+    ]
+
+
+# -- digests of the new types and of refused subclasses ---------------------------------------
+
+
+def test_digests_of_supported_values_are_unchanged() -> None:
+    """Set encodings are now assembled from their packed elements; the bytes (and so the
+    digests of journals written before) are those of the codec that sorted and packed twice."""
+    codec = Codec()
+    value = eval(STABLE_VALUE, {"datetime": dt, "decimal": decimal, "uuid": uuid})
+    assert codec.digest(value).hex() == "2ab7da89fe71ad0e63773832d6ca6c8b"
+    assert codec.call_digest((value, 1), {"b": 2, "a": value}).hex() == (
+        "f639fd19a6fa26aa8b7e6b3b1886720b"
+    )
+    sets = {frozenset({1, 2}), frozenset({"x"}), frozenset()}
+    assert codec.encode(sets).hex() == "d80293c7030391a178c70303920102d40390"
+    assert codec.encode([{"b", "a", 2**70}, (1, (2,))]).hex() == (
+        "92c71e0293a161a162c7160e31313830353931363230373137343131333033343234c706019201d5019102"
+    )
+
+
+def test_payloads_assembled_from_packed_parts_are_valid_at_every_header_size() -> None:
+    """Set and exception payloads are assembled from their packed items behind a header the
+    codec writes itself: it must match msgpack's for short, 16-bit and 32-bit lengths."""
+    for size in (0, 15, 16, 65535, 65536):
+        value = set(range(size))
+        data = Codec().encode(value)
+        items = sorted(Codec().encode(item) for item in value)
+        expected = msgpack.packb(msgpack.ExtType(2, msgpack.packb([*map(msgpack.unpackb, items)])))
+        assert data == expected
+        assert round_trip(value) == value
+    error = PaymentError(1)
+    for index in range(20):
+        setattr(error, f"field_{index}", index)
+    decoded = round_trip(RuntimeError(*range(20), error))
+    assert decoded.args[:20] == tuple(range(20))
+    assert decoded.args[20].field_19 == 19
+
+
+def test_refused_subclasses_are_digested_by_type_and_content() -> None:
+    codec = Codec()
+    assert codec.digest(MyDict(a=1, b=2)) == codec.digest(MyDict(b=2, a=1))
+    assert codec.digest(MyDict(a=1)) != codec.digest(MyDict(a=2))
+    assert codec.digest(MyDict(a=1)) != codec.digest({"a": 1})
+    assert codec.digest(MyStr("x")) != codec.digest("x")
+    assert codec.digest(MyList([MyStr("x")])) != codec.digest(MyList([MyStr("y")]))
+    first = codec.call_digest((MyStr("x"), Opaque()), {"n": MyInt(1)})
+    assert first == codec.call_digest((MyStr("x"), Opaque()), {"n": MyInt(1)})
+    assert first != codec.call_digest((MyStr("y"), Opaque()), {"n": MyInt(1)})
+    assert first != codec.call_digest((MyStr("x"), Opaque()), {"n": MyInt(2)})
+
+
+def test_digests_of_the_new_types_are_by_content_and_ignore_insertion_order() -> None:
+    codec = Codec()
+    assert codec.digest(Counter(a=1, b=2)) == codec.digest(Counter(b=2, a=1))
+    assert codec.digest(Counter(a=1)) != codec.digest({"a": 1})
+    lists = defaultdict(list, {"a": [1], "b": [2]})
+    assert codec.digest(lists) == codec.digest(defaultdict(list, {"b": [2], "a": [1]}))
+    assert codec.digest(lists) != codec.digest(defaultdict(set, {"a": [1], "b": [2]}))
+    assert codec.digest(OrderedDict(a=1, b=2)) != codec.digest(OrderedDict(b=2, a=1))
+    assert codec.digest(Pair(1, {"x": 1, "y": 2})) == codec.digest(Pair(1, {"y": 2, "x": 1}))
+    assert codec.digest(Pair(1, 2)) != codec.digest(Pair(1, 3))
+    assert codec.digest(Pair(1, 2)) != codec.digest((1, 2))
+    assert codec.digest(dt.timedelta(1)) != codec.digest(dt.timedelta(2))
+    paris = dt.datetime(2024, 7, 1, tzinfo=PARIS)
+    assert codec.digest(paris) != codec.digest(paris.astimezone(dt.UTC))
+
+
+def test_digest_of_values_too_deep_to_encode_does_not_fail() -> None:
+    deep: Any = 1
+    for _ in range(100_000):
+        deep = [deep]
+    codec = Codec()
+    assert len(codec.digest(deep)) == 16
+    assert len(codec.call_digest((deep, 1), {"k": deep})) == 16
+    assert codec.digest(nested("tuple", MAX_NESTING + 1)) == codec.digest(
+        nested("tuple", MAX_NESTING + 1)
+    )
