@@ -11,6 +11,7 @@ Agents and helper functions live at module level so the Flink workers import the
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -322,7 +323,42 @@ FAN_OUT = Case(
 )
 
 
-CASES = [VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT]
+# -- retries: a retried run replays the durable calls its failed attempt completed ---------------
+
+# Per process: runs of this case on several hosts of one process add up, so each successful run
+# must add exactly two attempts and one real call.
+_ATTEMPTS: Counter[str] = Counter()
+_CHARGES: Counter[str] = Counter()
+
+
+def charge(order: str) -> str:
+    _CHARGES[order] += 1
+    return f"charged {order}"
+
+
+class RetriedAgent(Agent):
+    @action(InputEvent)
+    @staticmethod
+    async def pay(event: InputEvent, ctx: RunnerContext) -> None:
+        order = event.input["order"]
+        receipt = await ctx.durable_execute_async(charge, order)
+        _ATTEMPTS[order] += 1
+        if _ATTEMPTS[order] % 2:
+            raise ConnectionError("the shop is unreachable (this time)")
+        ctx.send_event(OutputEvent(output=[receipt, _ATTEMPTS[order] == 2 * _CHARGES[order]]))
+
+
+RETRIES = Case(
+    "retries_replay_completed_calls",
+    RetriedAgent,
+    [{"user": "p", "order": "o1"}, {"user": "p", "order": "o2"}, {"user": "q", "order": "o3"}],
+    field_user,
+    {"p": [["charged o1", True], ["charged o2", True]], "q": [["charged o3", True]]},
+    config={"error-handling-strategy": "retry", "max-retries": 2},
+)
+
+
+CASES = [VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT, RETRIES]
 
 
 def run_locally(case: Case) -> list[tuple[Any, Any]]:

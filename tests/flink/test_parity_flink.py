@@ -15,7 +15,9 @@ from flink_agents_async import AgentsExecutionEnvironment
 def _run_on_flink(mode: str, extra: dict[str, Any]) -> dict[str, list[tuple[Any, Any]]]:
     from pyflink.common import Types
 
-    env = stream_env(mode)
+    # PyFlink 2.3 runs a Python operator twice when a Python map fused after it feeds a
+    # union (as the tagging map below does): without fusion each agent runs once, as in jobs.
+    env = stream_env(mode, **{"python.operator-chaining.enabled": "false"})
     streams = []
     for case in CASES:
         agents_env = AgentsExecutionEnvironment.get_execution_environment(
