@@ -292,16 +292,7 @@ class Codec:
     def _pack(self, value: Any) -> bytes:
         """Codec bytes of ``value`` as the payload of an extension value, one nesting level
         down (refused beyond ``MAX_NESTING``: decoding it would need as many nested calls)."""
-        nesting = self._threads.state
-        depth = nesting.encoding + 1
-        if depth > MAX_NESTING:
-            raise _too_deep()
-        nesting.encoding = depth
-        try:
-            pack = nesting.packers[depth] or self._new_packer(depth)
-            return pack(value)
-        finally:
-            nesting.encoding = depth - 1
+        return self._pack_each((value,))[0]
 
     def _pack_each(self, values: Iterable[Any], keep_repr: bool = False) -> list[bytes]:
         """The codec bytes of each of ``values``, one nesting level down (for payloads that are
