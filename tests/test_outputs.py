@@ -51,17 +51,18 @@ async def test_a_stream_nobody_reads_keeps_only_its_newest_outputs_and_counts_th
 async def test_streams_left_by_break_hold_nothing() -> None:
     env = AgentsExecutionEnvironment.get_execution_environment()
     async with env.serve(counting_agent([])) as runtime:
+        streams = [runtime.outputs() for _ in range(50)]
+        assert runtime.stats()["output_streams"] == 50
 
-        async def first_output() -> Any:
-            async for pair in runtime.outputs():
-                return pair
+        async def first_output(stream: Any) -> Any:
+            async for pair in stream:
+                return pair  # leaves the loop, as break does
             return None  # pragma: no cover
 
-        readers = [asyncio.ensure_future(first_output()) for _ in range(50)]
-        await asyncio.sleep(0)  # every reader is waiting on its stream
-        assert runtime.stats()["output_streams"] == 50
+        readers = asyncio.gather(*(first_output(stream) for stream in streams))
         await runtime.send("k", 1)
-        assert await asyncio.wait_for(asyncio.gather(*readers), GUARD_TIMEOUT) == [("k", 1)] * 50
+        assert await asyncio.wait_for(readers, GUARD_TIMEOUT) == [("k", 1)] * 50
+        del streams, readers  # the readers' last references, as at the end of their scope
         gc.collect()
         assert runtime.stats()["output_streams"] == 0
         for n in range(1000):  # nobody holds on to these

@@ -395,6 +395,8 @@ class ActorSystem:
             # next start runs it again.
             self._settle(run.item, error=RuntimeClosedError("the runtime closed during this run"))
             return
+        if self.broken is None and self.journal.failure is not None:
+            self.journal_failed(self.journal.failure)  # what the run failed on, most likely
         if self.broken is not None:  # nothing can be recorded: the next start runs it again
             self._settle(run.item, error=self.broken_error())
             return
@@ -409,8 +411,10 @@ class ActorSystem:
             self.failures.append(failure)
         try:
             self.journal.fail(run.item.seq, run.actor.key_bytes, failure, run.next_slot)
-        except Exception as error:
+        except Exception as error:  # not recorded as failed: the next start runs it again
             self.journal_failed(error)
+            self._settle(run.item, error=self.broken_error())
+            return
         self._settle(run.item, error=failure)
 
     def _halt(self, run: Run, failure: ActionFailedError) -> None:
