@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -543,3 +544,46 @@ async def test_a_value_that_needs_pickling_keeps_the_input_until_pickling_is_all
     assert "journal.allow-pickle" in str(failure.cause)
     assert await run_job(store, agent, items, allow_pickle=True) == [{"k": "allocate_lock"}]
     assert counts["lookup"] == 1
+
+
+async def test_a_model_whose_module_is_not_imported_yet_keeps_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "late_models.py"
+    module.write_text(
+        "import pydantic\n\n\nclass Quote(pydantic.BaseModel):\n    price: int\n\n\n"
+        "def fetch(item):\n    return Quote(price=item * 10)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import late_models  # type: ignore[import-not-found]
+
+    store = MemoryJournalStore()
+    counts: Counter[str] = Counter()
+    crashed = asyncio.Event()
+    crash = {"now": True}
+
+    def fetch(item: int) -> Any:
+        counts["fetch"] += 1
+        return late_models.fetch(item)
+
+    async def act(event: InputEvent, ctx: RunnerContext) -> None:
+        quote = await ctx.durable_execute_async(fetch, event.input)
+        if crash["now"]:
+            crashed.set()
+            await asyncio.Event().wait()
+        ctx.send_event(OutputEvent(output=quote.price))
+
+    agent = Agent().add_action("act", [InputEvent], act)
+    items = [{"key": "k", "value": 4}]
+    await crash_job(store, agent, items, crashed)
+    crash["now"] = False
+    monkeypatch.delitem(sys.modules, "late_models")  # a restart that has not imported it yet
+    with pytest.raises(ExecutionError) as caught:
+        await run_job(store, agent, items)
+    (failure,) = caught.value.failures
+    assert failure.input_kept and "late_models.Quote" in str(failure.cause)
+    assert "import its module" in str(failure.cause)
+    import late_models  # noqa: F811 - the fix: import it before the job starts
+
+    assert await run_job(store, agent, items) == [{"k": 40}]
+    assert counts["fetch"] == 1
