@@ -452,14 +452,9 @@ class AgentProcessFunction(KeyedProcessFunction):
                 self._snapshot.update(entry[1])
             elif kind == "done":  # the run committed (or failed for good)
                 self._done(key, state, entry[1], entry[2], out, queued)
-            elif not queued:
-                continue
-            elif kind == "call":
+            elif queued:  # "call"
                 self._calls.put(entry[1], entry[2])
                 state.wrote_calls = True
-            else:  # "discard"
-                for slot in [slot for slot in self._calls if slot >= entry[1]]:
-                    self._calls.remove(slot)
 
     def _done(
         self,

@@ -16,7 +16,7 @@ per record, though, and most runs never await. So the loop has one owner at a ti
   is in flight and the inbox is empty, the loop thread parks the loop again.
 
 Either way, each key has an ``outbox`` (a deque) of the keyed-state writes its runs produced, in
-order: durable call records, discards, the key's memory snapshot (written with every commit), and
+order: durable call records, the key's memory snapshot (written with every commit), and
 finally ``done`` with the run's outputs or its error. The Flink thread applies them, for that key,
 in its own calls.
 
@@ -93,8 +93,6 @@ class OutboxStore(JournalStore):
                     outbox.append(("snapshot", op[3].pack()))
             elif kind == "call":
                 self._by_seq[op[1]].append(("call", op[2], op[3].pack()))
-            elif kind == "discard":
-                self._by_seq[op[1]].append(("discard", op[2]))
             # "input": the Flink side keeps inputs itself. "fail": the run's "done" carries
             # it. "meta": keyed state belongs to one job already.
         return DONE

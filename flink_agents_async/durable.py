@@ -69,6 +69,8 @@ class DurableCall:
     # How a sync function run in a thread ended, kept even when its caller was cancelled
     # meanwhile, so that what it did is journaled all the same.
     outcome: Outcome | None = None
+    # Where its record goes in the journal (set by the recorder's ``replay``).
+    record_slot: int = -1
 
 
 class Reconcile:
@@ -107,6 +109,13 @@ class CallRecorder(Protocol):
 
     def kept_for_retry(self) -> dict[int, bytes]:
         """The recorded calls a retry of the run replays (slot -> record)."""
+
+    @property
+    def slots_used(self) -> int:
+        """How many call records the run's journal holds (its storage slots)."""
+
+    def report_divergences(self) -> None:
+        """The run ended: report recorded calls it did not replay (the code changed)."""
 
 
 def function_id(func: Callable[..., Any]) -> str:

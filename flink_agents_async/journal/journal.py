@@ -343,10 +343,6 @@ class Journal:
         )
         return self._write([("fail", seq, key_bytes, record)])
 
-    def discard_calls(self, seq: int, from_slot: int = 0) -> None:
-        if self.recording:
-            self._write([("discard", seq, from_slot)])
-
     def write_call(self, seq: int, record: CallRecord) -> Ack:
         if not self.recording:
             return DONE
@@ -466,10 +462,33 @@ def _memory_state(memory: MemoryStore | None, *, pending: bool = False) -> list[
 
 
 class RunRecorder:
-    """The journal's side of one run's durable calls: replays recorded slots, writes new ones,
-    and keeps what this attempt recorded so that a retry replays it too."""
+    """The journal's side of one run's durable calls: replays recorded calls, writes new ones,
+    and keeps what this attempt recorded so that a retry replays it too.
 
-    __slots__ = ("diverged_at", "journal", "key", "recorded", "run", "seq", "written")
+    A call is matched to a record by its position (its slot: the order of the run's calls)
+    and, when that record is another call's, by its function and arguments: concurrent
+    requests (chat requests fanned out, each going through tool rounds) make their later
+    calls in whatever order answers arrive, and a call that was journaled must be replayed
+    whichever position it comes at. Each record is replayed once. A call that matches no
+    record runs; if the record at its position is unreplayed and different, that is a
+    divergence (a warning, or ``NonDeterminismError`` in strict mode).
+
+    New records never overwrite unreplayed ones: they go to storage slots after the recorded
+    ones (``call.record_slot``). Without records, storage slots are positions.
+    """
+
+    __slots__ = (
+        "_by_content",
+        "consumed",
+        "divergences",
+        "journal",
+        "key",
+        "next_record_slot",
+        "recorded",
+        "run",
+        "seq",
+        "written",
+    )
 
     def __init__(
         self, journal: Journal, seq: int, key: Hashable, run: int, recorded: dict[int, bytes]
@@ -478,9 +497,19 @@ class RunRecorder:
         self.seq = seq
         self.key = key
         self.run = run
-        self.recorded = recorded
-        self.diverged_at: int | None = None  # no slot from here on is replayed
-        self.written: dict[int, CallRecord] = {}  # what this attempt recorded, by slot
+        self.recorded = recorded  # storage slot -> packed CallRecord
+        self.consumed: set[int] = set()  # records replayed (or taken over) by this attempt
+        self._by_content: dict[tuple[str, bytes], list[int]] | None = None  # made when needed
+        self.next_record_slot = max(recorded) + 1 if recorded else 0
+        self.written: dict[int, CallRecord] = {}  # what this attempt recorded, by storage slot
+        # Positions where a call met another call's unreplayed record (warn mode): reported
+        # when the run ends, for the records that were never replayed.
+        self.divergences: dict[int, dict[str, Any]] = {}
+
+    @property
+    def slots_used(self) -> int:
+        """How many storage slots the run's records take (for commit and failure records)."""
+        return self.next_record_slot
 
     def _digest(self, call: DurableCall) -> bytes:
         if call.digest is None:
@@ -488,29 +517,58 @@ class RunRecorder:
         return call.digest
 
     def replay(self, call: DurableCall) -> Outcome | Reconcile | None:
-        """The recorded outcome of ``call``'s slot, ``RECONCILE``, or None (run it). Raises
-        ``NonDeterminismError`` (strict divergence) or ``JournalError`` (a record that cannot be
-        read here) for the run to keep its input for a fixed restart."""
+        """The recorded outcome of ``call``, ``RECONCILE``, or None (run it); sets the storage
+        slot its record goes to. Raises ``NonDeterminismError`` (strict divergence) or
+        ``JournalError`` (a record that cannot be read here) for the run to keep its input for
+        a fixed restart."""
         if not self.recorded:
+            call.record_slot = call.slot
+            self.next_record_slot = call.slot + 1
             return None
-        if self.diverged_at is not None and call.slot >= self.diverged_at:
+        digest = self._digest(call)
+        slot = call.slot
+        fields = None
+        if slot in self.recorded and slot not in self.consumed:
+            fields = CallRecord.fields(slot, self.recorded[slot])
+            if fields[0] != call.function_id or fields[1] != digest:
+                slot = self._same_call(call.function_id, digest)
+        else:
+            slot = self._same_call(call.function_id, digest)
+        if slot is None:
+            if fields is not None:  # its position holds another, unreplayed call
+                self._diverge(call, fields[0], fields[1], digest)
+            call.record_slot = self.next_record_slot
+            self.next_record_slot += 1
             return None
-        data = self.recorded.get(call.slot)
-        if data is None:
-            return None
-        function_id, recorded_digest, status, ok, payload = CallRecord.fields(call.slot, data)
-        digest = call.digest
-        if digest is None:
-            digest = call.digest = self.journal.codec.call_digest(call.args, call.kwargs)
-        if function_id != call.function_id or recorded_digest != digest:
-            self._diverge(call, function_id, recorded_digest, digest)
-            return None
+        if fields is None or slot != call.slot:
+            fields = CallRecord.fields(slot, self.recorded[slot])
+        self.consumed.add(slot)
+        call.record_slot = slot  # a PENDING record is completed in place
+        return self._outcome(call, slot, fields)
+
+    def _same_call(self, function_id: str, digest: bytes) -> int | None:
+        """The first unreplayed record of the same function with the same arguments."""
+        index = self._by_content
+        if index is None:
+            index = self._by_content = {}
+            for slot in sorted(self.recorded):
+                recorded_id, recorded_digest, *_ = CallRecord.fields(slot, self.recorded[slot])
+                index.setdefault((recorded_id, recorded_digest), []).append(slot)
+        for slot in index.get((function_id, digest), ()):
+            if slot not in self.consumed:
+                return slot
+        return None
+
+    def _outcome(
+        self, call: DurableCall, slot: int, fields: list[Any]
+    ) -> Outcome | Reconcile | None:
+        _, _, status, ok, payload = fields
         if status == PENDING:
             return RECONCILE if call.reconciler is not None else None
         value = self.journal.codec.decode(
             payload,
             "the recorded outcome of slot {} of run {} of key {!r}",
-            call.slot,
+            slot,
             self.run,
             self.key,
         )
@@ -537,22 +595,30 @@ class RunRecorder:
                 f"{call.action!r}) called {call.function_id} with args digest {digest.hex()}, "
                 f"but the journal recorded {function_id} with {recorded_digest.hex()}: run the "
                 "code that made the journal to finish this input, or set durable.divergence: "
-                "warn to re-execute from this slot on",
+                "warn to run the changed call",
                 diff=diff,
             )
-        logger.warning(
-            "durable call differs from the journal; re-executing from this slot on",
-            key=self.key, run=self.run, action=call.action, slot=call.slot,
-            expected=diff["expected"], actual=diff["actual"],
-        )  # fmt: skip
-        self.diverged_at = call.slot
-        self.journal.discard_calls(self.seq, call.slot)
+        self.divergences.setdefault(call.slot, diff)
+
+    def report_divergences(self) -> None:
+        """The run ended: warn about each recorded call that was never replayed, with the call
+        made at its position instead. (Reported now, not when met: with concurrent calls, the
+        record at a position may just be replayed a little later, by another call.)"""
+        for slot, diff in self.divergences.items():
+            if slot in self.recorded and slot not in self.consumed:
+                logger.warning(
+                    "durable call differs from the journal; the changed call ran, recorded "
+                    "calls that still matched were replayed",
+                    key=self.key, run=self.run, action=diff["action"], slot=slot,
+                    expected=diff["expected"], actual=diff["actual"],
+                )  # fmt: skip
+        self.divergences.clear()
 
     def started(self, call: DurableCall) -> Ack | None:
         if call.reconciler is None:
             return None  # only calls with a reconciler need their start on record
-        record = CallRecord(call.slot, call.function_id, self._digest(call), PENDING)
-        self.written[call.slot] = record
+        record = CallRecord(call.record_slot, call.function_id, self._digest(call), PENDING)
+        self.written[call.record_slot] = record
         ack = self.journal.write_call(self.seq, record)
         return None if self.journal.durability == "none" or ack.done else ack
 
@@ -588,8 +654,10 @@ class RunRecorder:
             except JournalEncodeError as error:
                 encode_error = error
                 payload, ok = codec.encode(error), False
-        record = CallRecord(call.slot, call.function_id, self._digest(call), COMPLETED, ok, payload)
-        self.written[call.slot] = record
+        record = CallRecord(
+            call.record_slot, call.function_id, self._digest(call), COMPLETED, ok, payload
+        )
+        self.written[call.record_slot] = record
         ack = self.journal.write_call(self.seq, record)
         if encode_error is not None:
             raise encode_error
@@ -599,10 +667,7 @@ class RunRecorder:
         """The records a retry of this run replays: calls that returned a value and calls
         still PENDING (a reconciler decides those), from the journal and from this attempt.
         Calls that raised run again: a retry is there for transient failures."""
-        kept: dict[int, bytes] = {}
-        for slot, data in self.recorded.items():
-            if self.diverged_at is None or slot < self.diverged_at:
-                kept[slot] = data
+        kept = dict(self.recorded)
         for slot, record in self.written.items():
             kept[slot] = record.pack()
         return {slot: data for slot, data in kept.items() if _replayed_on_retry(slot, data)}

@@ -450,11 +450,6 @@ def _apply_call(connection: sqlite3.Connection, op: Op) -> None:
     )
 
 
-def _apply_discard(connection: sqlite3.Connection, op: Op) -> None:
-    _, seq, from_slot = op
-    connection.execute("DELETE FROM calls WHERE seq = ? AND slot >= ?", (seq, from_slot))
-
-
 def _apply_commit(connection: sqlite3.Connection, op: Op) -> None:
     _, seq, commit_no, key, record, outputs = op
     connection.execute(
@@ -500,7 +495,6 @@ def _apply_meta(connection: sqlite3.Connection, op: Op) -> None:
 _APPLY: dict[str, Callable[[sqlite3.Connection, Op], None]] = {
     "input": _apply_input,
     "call": _apply_call,
-    "discard": _apply_discard,
     "commit": _apply_commit,
     "fail": _apply_fail,
     "snapshot": _apply_snapshot,

@@ -320,12 +320,6 @@ class MemoryJournalStore(JournalStore):
             self.inputs[seq] = (key, status, record)
         elif kind == "commit":
             self._apply_commit(*op[1:])
-        elif kind == "discard":
-            _, seq, from_slot = op
-            slots = self.calls.get(seq)
-            if slots:
-                for slot in [slot for slot in slots if slot >= from_slot]:
-                    del slots[slot]
         elif kind == "fail":
             _, seq, key, record = op
             self.failures[seq] = (key, record)

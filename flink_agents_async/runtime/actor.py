@@ -166,6 +166,8 @@ class Actor:
         self.current = None
         system = self.system
         system.running -= 1
+        if run.has_recorder:
+            run.recorder.report_divergences()
         if run.failure is None and run.replay_problem is None:
             system.commit_run(self, run)
         if run.failure is not None or run.replay_problem is not None:

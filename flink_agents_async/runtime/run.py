@@ -188,6 +188,12 @@ class Run:
         return self._recorder is not None
 
     @property
+    def calls_recorded(self) -> int:
+        """How many call records the journal holds for this run (its storage slots)."""
+        recorder = self._recorder
+        return 0 if recorder is None else recorder.slots_used
+
+    @property
     def sensory_view(self) -> MemoryObject:
         view = self._sensory_view
         if view is None:

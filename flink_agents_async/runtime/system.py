@@ -346,7 +346,9 @@ class ActorSystem:
             return
         actor.commit_memory()
         try:
-            ack = journal.commit(run.item.seq, actor, run.number, memory, outputs, run.next_slot)
+            ack = journal.commit(
+                run.item.seq, actor, run.number, memory, outputs, run.calls_recorded
+            )
         except Exception as error:
             self.journal_failed(error)
             self._settle(run.item, error=self.broken_error())
@@ -410,7 +412,7 @@ class ActorSystem:
             logger.error("run failed", **fields)
             self.failures.append(failure)
         try:
-            self.journal.fail(run.item.seq, run.actor.key_bytes, failure, run.next_slot)
+            self.journal.fail(run.item.seq, run.actor.key_bytes, failure, run.calls_recorded)
         except Exception as error:  # not recorded as failed: the next start runs it again
             self.journal_failed(error)
             self._settle(run.item, error=self.broken_error())
