@@ -71,12 +71,30 @@ from .events import (
     ToolRequestEvent,
     ToolResponseEvent,
 )
+from .llm.chat_models import (
+    BaseChatModelConnection,
+    BaseChatModelSetup,
+    RemoteChatModelConnection,
+)
+from .llm.messages import ChatMessage, MessageRole
+from .llm.names import ResourceName
+from .llm.prompts import Prompt
+from .llm.react import ReActAgent
+from .llm.schema import STRUCTURED_OUTPUT, OutputSchema
+from .llm.tools import (
+    FunctionTool,
+    InjectedArg,
+    Tool,
+    ToolMetadata,
+    ToolParameterSource,
+    ToolType,
+)
 from .logging import configure_logging
 from .memory import MemoryObject, MemoryRef, MemoryType
 from .metrics import Counter, Gauge, Histogram, Meter, MetricGroup
 from .resources import (
-    FunctionTool,
     Resource,
+    ResourceContext,
     ResourceDescriptor,
     ResourceNotFoundError,
     ResourceType,
@@ -87,6 +105,7 @@ from .runtime.service import RunHandle, ServiceRuntime
 __version__ = "0.1.0"
 
 __all__ = [
+    "STRUCTURED_OUTPUT",
     "ActionFailedError",
     "Agent",
     "AgentBuilder",
@@ -94,6 +113,9 @@ __all__ = [
     "AgentDefinitionError",
     "AgentExecutionOptions",
     "AgentsExecutionEnvironment",
+    "BaseChatModelConnection",
+    "BaseChatModelSetup",
+    "ChatMessage",
     "ChatRequestEvent",
     "ChatResponseEvent",
     "ConfigOption",
@@ -109,6 +131,7 @@ __all__ = [
     "FunctionTool",
     "Gauge",
     "Histogram",
+    "InjectedArg",
     "InputError",
     "InputEvent",
     "JournalError",
@@ -118,15 +141,22 @@ __all__ = [
     "MemoryObject",
     "MemoryRef",
     "MemoryType",
+    "MessageRole",
     "Meter",
     "MetricGroup",
     "NonDeterminismError",
     "OutputEvent",
+    "OutputSchema",
+    "Prompt",
+    "ReActAgent",
     "ReadableConfiguration",
+    "RemoteChatModelConnection",
     "ReplayedError",
     "Resource",
+    "ResourceContext",
     "ResourceDescriptor",
     "ResourceError",
+    "ResourceName",
     "ResourceNotFoundError",
     "ResourceType",
     "RunHandle",
@@ -135,8 +165,12 @@ __all__ = [
     "RuntimeClosedError",
     "SerializableResource",
     "ServiceRuntime",
+    "Tool",
+    "ToolMetadata",
+    "ToolParameterSource",
     "ToolRequestEvent",
     "ToolResponseEvent",
+    "ToolType",
     "WritableConfiguration",
     "__version__",
     "action",

@@ -16,7 +16,9 @@ from typing import Any
 
 from .errors import AgentDefinitionError
 from .events import Event, OutputEvent
-from .resources import FunctionTool, ResourceDescriptor, ResourceType
+from .llm.actions import BUILT_IN_ACTIONS
+from .llm.tools import FunctionTool
+from .resources import ResourceDescriptor, ResourceType
 
 __all__ = [
     "ActionSpec",
@@ -326,6 +328,12 @@ class AgentPlan:
                 f"agent {type(agent).__name__} has no actions: mark methods with @action(...) "
                 "or call add_action()"
             )
+        for name, triggers, func in BUILT_IN_ACTIONS:  # every plan answers chat requests
+            if name in names:
+                raise AgentDefinitionError(
+                    f"Action {name} already defined: the name belongs to a built-in action"
+                )
+            specs.append(ActionSpec(len(specs), name, triggers, func, None))
         return cls(specs, resources, type(agent).__name__)
 
 

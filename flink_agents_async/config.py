@@ -245,6 +245,28 @@ class AgentExecutionOptions:
     cancelled when it is exceeded; a sync one blocks the loop, so its run fails once it
     returns."""
 
+    RETRY_WAIT_INTERVAL = ConfigOption("retry-wait-interval", float, 1.0)
+    """Seconds a chat model connection waits before its first retry (doubling after each),
+    unless the connection sets ``retry_wait_interval`` itself or the server says how long."""
+
+    CHAT_ASYNC = ConfigOption("chat.async", bool, True)
+    """Call chat models through their async ``achat`` on the event loop; off: through their
+    sync ``chat`` in the thread pool."""
+
+    TOOL_CALL_ASYNC = ConfigOption("tool-call.async", bool, True)
+    """Run the tool calls of one request concurrently; off: one after another."""
+
+    RAG_ASYNC = ConfigOption("rag.async", bool, True)
+    """Query vector stores without blocking the event loop (they always are, here)."""
+
+    MAX_TOOL_CALL_ROUNDS = ConfigOption("chat.max-tool-call-rounds", int, 20)
+    """How many times in a row a model may ask for tools for one chat request before the
+    request fails (a model that never stops asking would otherwise loop forever)."""
+
+    STRUCTURED_OUTPUT_RETRIES = ConfigOption("chat.structured-output.retries", int, 2)
+    """How many times a final answer that does not fit its output schema is sent back to the
+    model with what was wrong, before the request fails."""
+
     RUN_TIMEOUT = ConfigOption("run-timeout", float, 0.0)
     """Seconds one run may take, from its start to its last action, before it fails and its
     tasks are cancelled (0: no limit). A sync durable function in a thread cannot be

@@ -8,8 +8,9 @@ so that several actions of one run may be in flight at once and each still sees 
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._guard import ensure_not_durable, running_durable_function
@@ -114,6 +115,27 @@ class RunnerContext(ABC):
         one on the event loop, so several calls can be gathered.
         """
 
+    def durable_execute_all_async(
+        self,
+        calls: Iterable[Callable[..., Any] | Sequence[Any]],
+        *,
+        return_exceptions: bool = False,
+    ) -> Awaitable[list[Any]]:
+        """Start several durable calls at once and await their results, in order.
+
+        Each call is a function, ``(func, args)`` or ``(func, args, kwargs)``; they start now,
+        in list order (so their slots are deterministic), and run concurrently. With
+        ``return_exceptions`` a call's exception is its result instead of being raised.
+        """
+        futures = [self.durable_execute_async(func, *args, **kwargs)
+                   for func, args, kwargs in map(_call_parts, calls)]  # fmt: skip
+        return asyncio.gather(*futures, return_exceptions=return_exceptions)
+
+    def run_scratch(self) -> dict[str, Any]:
+        """A dict that lives as long as the run (the built-in actions keep their requests in
+        flight there; unlike sensory memory it holds any object and is never journaled)."""
+        raise NotImplementedError(f"{type(self).__name__} has no run scratch space")
+
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release what the context holds (nothing: resources close with the runtime)."""
 
@@ -141,6 +163,20 @@ class RunnerContext(ABC):
 
     def get_config(self) -> ReadableConfiguration:
         return self.config
+
+
+def _call_parts(call: Any) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """``(func, args, kwargs)`` of one call given to ``durable_execute_all_async``."""
+    if callable(call):
+        return call, (), {}
+    if isinstance(call, Sequence) and call and callable(call[0]) and len(call) <= 3:
+        args = tuple(call[1]) if len(call) > 1 else ()
+        kwargs = dict(call[2]) if len(call) > 2 else {}
+        return call[0], args, kwargs
+    raise TypeError(
+        "durable_execute_all_async() takes functions or (func, args[, kwargs]) tuples, got "
+        f"{call!r:.200}"
+    )
 
 
 class ActionContext(RunnerContext):
@@ -245,6 +281,13 @@ class ActionContext(RunnerContext):
     def execute_async(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
         ensure_not_durable("execute_async()")
         return self._run.plain_call_async(func, args, kwargs, self._action.name)
+
+    def run_scratch(self) -> dict[str, Any]:
+        run = self._run
+        run.check_usable("run_scratch()")
+        if run.scratch is None:
+            run.scratch = {}
+        return run.scratch
 
     def __repr__(self) -> str:
         return f"<RunnerContext key={self._run.key!r} action={self._action.name!r}>"

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from uuid import UUID, SafeUUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .llm.messages import ChatMessage
 
 __all__ = [
     "ChatRequestEvent",
@@ -217,41 +219,96 @@ class OutputEvent(Event):
     output: Any = None
 
 
-class ChatRequestEvent(Event):
-    """Ask a chat model (by resource name) to answer ``messages``."""
+class _PositionalEvent(Event):
+    """An event that also takes its fields positionally, in ``_POSITIONAL`` order (upstream
+    0.3's chat and tool events do: ``ChatRequestEvent("model", messages)``)."""
+
+    _POSITIONAL: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        names = type(self)._POSITIONAL
+        if len(args) > len(names):
+            raise TypeError(
+                f"{type(self).__name__} takes at most {len(names)} positional arguments "
+                f"({', '.join(names)}), got {len(args)}"
+            )
+        for name, value in zip(names, args, strict=False):
+            if name in data:
+                raise TypeError(f"{type(self).__name__} got {name!r} twice")
+            data[name] = value
+        super().__init__(**data)
+
+
+class ChatRequestEvent(_PositionalEvent):
+    """Ask a chat model setup (by resource name) to answer ``messages``: its prompt is filled
+    with ``prompt_args``, and with ``output_schema`` the answer is validated JSON."""
 
     EVENT_TYPE: ClassVar[str] = "_chat_request_event"
+    _POSITIONAL: ClassVar[tuple[str, ...]] = ("model", "messages", "prompt_args", "output_schema")
     model: str
-    messages: list[Any] = Field(default_factory=list)
+    messages: list[ChatMessage] = Field(default_factory=list)
     prompt_args: dict[str, Any] = Field(default_factory=dict)
     output_schema: Any = None
 
+    @field_validator("prompt_args", mode="before")
+    @classmethod
+    def _no_args(cls, value: Any) -> Any:
+        return {} if value is None else value
 
-class ChatResponseEvent(Event):
-    """A chat model's answer to the request with id ``request_id``."""
+
+class ChatResponseEvent(_PositionalEvent):
+    """A chat model's final answer to the request with id ``request_id`` (after any tool
+    rounds), with the retries its model calls needed."""
 
     EVENT_TYPE: ClassVar[str] = "_chat_response_event"
+    _POSITIONAL: ClassVar[tuple[str, ...]] = (
+        "request_id", "response", "retry_count", "total_retry_wait_sec",
+    )  # fmt: skip
     request_id: UUID
-    response: Any = None
+    response: ChatMessage
     retry_count: int = 0
     total_retry_wait_sec: float = 0
 
 
-class ToolRequestEvent(Event):
-    """Ask for tool calls made by a model."""
+class ToolRequestEvent(_PositionalEvent):
+    """The tool calls a model asked for (``ChatMessage.tool_calls`` dicts)."""
 
     EVENT_TYPE: ClassVar[str] = "_tool_request_event"
+    _POSITIONAL: ClassVar[tuple[str, ...]] = ("model", "tool_calls")
     model: str
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class ToolResponseEvent(Event):
-    """The results of the tool calls of request ``request_id``."""
+CallId = Annotated[UUID | str, Field(union_mode="left_to_right")]
+"""A tool call's id: a UUID (what the built-in connections give calls, also after a JSON round
+trip), or a custom connection's own string id, kept as it is."""
+
+
+class ToolResponseEvent(_PositionalEvent):
+    """The results of the tool calls of request ``request_id`` (a ``ToolRequestEvent``'s id),
+    by call id: whether each succeeded, the error of those that did not, and the provider's id
+    of each call (``external_ids``)."""
 
     EVENT_TYPE: ClassVar[str] = "_tool_response_event"
+    _POSITIONAL: ClassVar[tuple[str, ...]] = (
+        "request_id", "responses", "external_ids", "success", "error",
+    )  # fmt: skip
     request_id: UUID
-    responses: dict[UUID, Any] = Field(default_factory=dict)
-    external_ids: dict[UUID, str | None] = Field(default_factory=dict)
+    responses: dict[CallId, Any] = Field(default_factory=dict)
+    external_ids: dict[CallId, str | None] = Field(default_factory=dict)
+    success: dict[CallId, bool] = Field(default_factory=dict)
+    error: dict[CallId, str] = Field(default_factory=dict)
+
+    @field_validator("external_ids", "error", mode="before")
+    @classmethod
+    def _empty_when_none(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _success_by_default(self) -> ToolResponseEvent:
+        for call_id in self.responses:
+            self.success.setdefault(call_id, call_id not in self.error)
+        return self
 
 
 class EventType:

@@ -151,11 +151,14 @@ class MetricGroup:
         self._metrics: dict[str, _Metric] = {}
         self._groups: dict[str, MetricGroup] = {}
 
-    def get_sub_group(self, name: str) -> MetricGroup:
+    def get_sub_group(self, name: str, value: str | None = None) -> MetricGroup:
+        """The sub-group ``name`` (made on first use); with ``value``, the key/value group
+        ``name`` = ``value`` (``get_sub_group("model", "gpt-4o")``), which is the group
+        ``value`` inside the group ``name``: ``model.gpt-4o.promptTokens`` in a snapshot."""
         group = self._groups.get(name)
         if group is None:
             group = self._groups[name] = MetricGroup(name)
-        return group
+        return group if value is None else group.get_sub_group(str(value))
 
     def _get(self, name: str, kind: type, *args: Any) -> Any:
         metric = self._metrics.get(name)

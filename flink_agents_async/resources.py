@@ -8,7 +8,6 @@ first time any key asks for it, opens it, shares it across all keys, and closes 
 from __future__ import annotations
 
 import importlib
-import inspect
 import threading
 from collections.abc import Callable
 from enum import Enum
@@ -17,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .errors import ResourceError
+from .llm.names import UPSTREAM_CLASS_PATHS
 
 if TYPE_CHECKING:
     from .metrics import MetricGroup
 
 __all__ = [
-    "FunctionTool",
     "Resource",
+    "ResourceContext",
     "ResourceDescriptor",
     "ResourceNotFoundError",
     "ResourceType",
@@ -51,16 +51,29 @@ class ResourceNotFoundError(ResourceError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ResourceContext:
+    """What a resource sees of its runtime: its sibling resources (upstream 0.3's
+    ``resource_context.get_resource(name, type)``)."""
+
+    def __init__(self, get_resource: Callable[[str, ResourceType], Any]) -> None:
+        self._get_resource = get_resource
+
+    def get_resource(self, name: str, resource_type: ResourceType) -> Any:
+        return self._get_resource(name, resource_type)
+
+
 class Resource(BaseModel):
     """Base class of resources that the runtime creates from a ``ResourceDescriptor``.
 
     Subclasses say what they are with ``resource_type()``. ``open()`` runs once after creation,
-    ``close()`` once at shutdown. ``get_resource`` lets a resource look up its siblings.
+    ``close()`` once at shutdown. ``get_resource`` (upstream 0.2's spelling) and
+    ``resource_context.get_resource`` (0.3's) let a resource look up its siblings.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     get_resource: Callable[[str, ResourceType], Any] | None = Field(default=None, exclude=True)
+    resource_context: ResourceContext | None = Field(default=None, exclude=True)
     _metric_group: MetricGroup | None = PrivateAttr(default=None)
 
     @classmethod
@@ -128,10 +141,14 @@ class ResourceDescriptor(BaseModel):
     def clazz(self) -> type:
         """The resource class, imported on first use."""
         if self._clazz is None:
+            path = f"{self.target_module}.{self.target_clazz}"
+            module_name, _, class_name = UPSTREAM_CLASS_PATHS.get(path, path).rpartition(".")
+            if path not in UPSTREAM_CLASS_PATHS:
+                module_name, class_name = self.target_module, self.target_clazz
             try:
-                module = importlib.import_module(self.target_module)
+                module = importlib.import_module(module_name)
                 target: Any = module
-                for part in self.target_clazz.split("."):
+                for part in class_name.split("."):
                     target = getattr(target, part)
             except (ImportError, AttributeError) as error:
                 raise ResourceError(
@@ -140,28 +157,6 @@ class ResourceDescriptor(BaseModel):
                 ) from error
             self._clazz = target
         return self._clazz
-
-
-class FunctionTool(SerializableResource):
-    """A plain Python function offered as a tool (what ``@tool`` declares)."""
-
-    func: Callable[..., Any] = Field(exclude=True)
-    name: str
-    description: str = ""
-
-    @classmethod
-    def resource_type(cls) -> ResourceType:
-        return ResourceType.TOOL
-
-    @classmethod
-    def from_callable(cls, func: Callable[..., Any]) -> FunctionTool:
-        return cls(func=func, name=func.__name__, description=inspect.getdoc(func) or "")
-
-    def call(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
 
 
 class ResourceCache:
@@ -208,8 +203,11 @@ class ResourceCache:
                 instance = _instantiate(declaration, self.get)
             else:
                 instance = declaration
-                if isinstance(instance, Resource) and instance.get_resource is None:
+            if isinstance(instance, Resource):
+                if instance.get_resource is None:
                     instance.get_resource = self.get
+                if instance.resource_context is None:
+                    instance.resource_context = ResourceContext(self.get)
             if isinstance(instance, Resource) and self._metric_group is not None:
                 instance.set_metric_group(self._metric_group.get_sub_group(name))
             opener = getattr(instance, "open", None)

@@ -10,6 +10,8 @@ import pytest
 import structlog
 
 from flink_agents_async import (
+    ChatMessage,
+    MessageRole,
     Agent,
     AgentsExecutionEnvironment,
     ChatRequestEvent,
@@ -100,7 +102,10 @@ def test_builtin_event_type_strings() -> None:
     assert InputEvent(input=1).type == "_input_event"
     assert OutputEvent(output=1).type == "_output_event"
     assert ChatRequestEvent(model="m").type == "_chat_request_event"
-    assert ChatResponseEvent(request_id=uuid.uuid4()).type == "_chat_response_event"
+    assert (
+        ChatResponseEvent(request_id=uuid.uuid4(), response=ChatMessage()).type
+        == "_chat_response_event"
+    )
     assert ToolRequestEvent(model="m").type == "_tool_request_event"
     assert ToolResponseEvent(request_id=uuid.uuid4()).type == "_tool_response_event"
 
@@ -289,8 +294,12 @@ def test_json_round_trip_untyped_with_extras() -> None:
     [
         InputEvent(input={"q": [1, 2]}),
         OutputEvent(output="done"),
-        ChatRequestEvent(model="m", messages=["hi"], prompt_args={"a": 1}),
-        ChatResponseEvent(request_id=uuid.uuid4(), response="r", retry_count=2),
+        ChatRequestEvent(model="m", messages=[ChatMessage(content="hi")], prompt_args={"a": 1}),
+        ChatResponseEvent(
+            request_id=uuid.uuid4(),
+            response=ChatMessage(role=MessageRole.ASSISTANT, content="r"),
+            retry_count=2,
+        ),
         ToolRequestEvent(model="m", tool_calls=[{"name": "t"}]),
         ToolResponseEvent(
             request_id=uuid.uuid4(),

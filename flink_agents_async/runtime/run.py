@@ -113,6 +113,7 @@ class Run:
         "replay_problem",
         "routed",
         "runaway",
+        "scratch",
         "system",
         "tasks",
     )
@@ -148,6 +149,7 @@ class Run:
         self._sensory_view: MemoryObject | None = None
         self._short_term_view: MemoryObject | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self.scratch: dict[str, Any] | None = None  # state of the run's built-in actions
 
     # -- lifecycle --------------------------------------------------------------------------
 
