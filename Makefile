@@ -1,6 +1,6 @@
 # Two entry points, both self-contained on a fresh machine:
 #   make demo  -> creates .venv, installs the package, runs examples/quickstart.py
-#   make test  -> creates .venv, installs with the dev, web and flink extras, runs the whole suite
+#   make test  -> creates .venv, installs with every extra the tests need, runs the whole suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -17,7 +17,7 @@ $(VENV)/.installed-base: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[dev,web,flink]'
+	$(PIP) install --quiet -e '.[dev,web,flink,llm]'
 	touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
