@@ -169,8 +169,12 @@ class ResourceCache:
         self,
         declarations: dict[tuple[ResourceType, str], Any],
         metric_group: MetricGroup | None = None,
+        defaults: Callable[[type], dict[str, Any]] | None = None,
     ) -> None:
+        """``defaults(cls)``: constructor arguments the configuration gives a resource class
+        (a descriptor's own arguments win)."""
         self._declarations = declarations
+        self._defaults = defaults
         self._instances: dict[tuple[ResourceType, str], Any] = {}
         self._lock = threading.RLock()
         self._metric_group = metric_group
@@ -200,7 +204,7 @@ class ResourceCache:
         resource_type, name = slot
         try:
             if isinstance(declaration, ResourceDescriptor):
-                instance = _instantiate(declaration, self.get)
+                instance = _instantiate(declaration, self.get, self._defaults)
             else:
                 instance = declaration
             if isinstance(instance, Resource):
@@ -248,9 +252,34 @@ def _as_resource_type(value: ResourceType | str) -> ResourceType:
         raise ResourceError(f"{value!r} is not a resource type; use one of: {valid}") from None
 
 
-def _instantiate(descriptor: ResourceDescriptor, get_resource: Callable[..., Any]) -> Any:
+def _instantiate(
+    descriptor: ResourceDescriptor,
+    get_resource: Callable[..., Any],
+    defaults: Callable[[type], dict[str, Any]] | None,
+) -> Any:
     clazz = descriptor.clazz
-    arguments = dict(descriptor.arguments)
+    arguments = dict(defaults(clazz)) if defaults is not None and isinstance(clazz, type) else {}
+    arguments.update(descriptor.arguments)
     if isinstance(clazz, type) and issubclass(clazz, Resource):
         arguments.setdefault("get_resource", get_resource)
     return clazz(**arguments)
+
+
+def configured_arguments(config: Any) -> Callable[[type], dict[str, Any]]:
+    """The constructor arguments a configuration gives resource classes, as upstream does:
+    each key ``<ClassName>.<field>`` for a field of the class (``OpenAIChatModelConnection.
+    timeout: 30``), and ``retry-wait-interval`` for connections that retry."""
+    data: dict[str, Any] = config.to_dict()
+
+    def arguments(clazz: type) -> dict[str, Any]:
+        fields = getattr(clazz, "model_fields", {})
+        found: dict[str, Any] = {}
+        if "retry_wait_interval" in fields and "retry-wait-interval" in data:
+            found["retry_wait_interval"] = data["retry-wait-interval"]
+        prefix = f"{clazz.__name__}."
+        for key, value in data.items():
+            if key.startswith(prefix) and key[len(prefix) :] in fields:
+                found[key[len(prefix) :]] = value
+        return found
+
+    return arguments

@@ -683,3 +683,22 @@ async def test_an_agent_declared_with_decorators_runs_its_tool_loop() -> None:
 def test_tool_requests_and_responses_keep_upstream_fields() -> None:
     request = ToolRequestEvent("m", [{"id": "1", "function": {"name": "t", "arguments": {}}}])
     assert request.model == "m" and request.tool_calls[0]["function"]["name"] == "t"
+
+
+async def test_configuration_gives_resource_classes_their_default_arguments() -> None:
+    seen: list[Any] = []
+
+    def inspect_resources(event: InputEvent, ctx: RunnerContext) -> None:
+        connection = ctx.get_resource("conn", ResourceType.CHAT_MODEL_CONNECTION)
+        seen.append((connection.delay, connection.name))
+
+    agent = Agent()
+    agent.add_resource(
+        "conn",
+        ResourceType.CHAT_MODEL_CONNECTION,
+        ResourceDescriptor(clazz=ScriptedConnection, name="from the descriptor"),
+    )
+    agent.add_action("inspect", [InputEvent], inspect_resources)
+    config = {"ScriptedConnection.delay": 0.5, "ScriptedConnection.name": "from config"}
+    await execute(agent, [1], config=config)
+    assert seen == [(0.5, "from the descriptor")]  # config fills in, the descriptor wins

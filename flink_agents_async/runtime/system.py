@@ -38,7 +38,7 @@ from ..journal import Journal, RecoveredJournal
 from ..journal.store import DONE
 from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
-from ..resources import ResourceCache
+from ..resources import ResourceCache, configured_arguments
 from .actor import Actor, InputItem, Settled
 from .run import retrieve_exception
 
@@ -105,7 +105,9 @@ class ActorSystem:
         # execute in the context the runtime was created in, like runs started by the feeder.
         self.callback_context = contextvars.copy_context()
         self.metrics = BuiltinMetrics([spec.name for spec in plan.actions])
-        self.resources = ResourceCache(dict(plan.resources), self.metrics.agent)
+        self.resources = ResourceCache(
+            dict(plan.resources), self.metrics.agent, configured_arguments(config)
+        )
         self.thread_limiter = anyio.CapacityLimiter(
             at_least(config, AgentExecutionOptions.NUM_ASYNC_THREADS, 1)
         )
