@@ -66,7 +66,8 @@ class Resource(BaseModel):
     """Base class of resources that the runtime creates from a ``ResourceDescriptor``.
 
     Subclasses say what they are with ``resource_type()``. ``open()`` runs once after creation,
-    ``close()`` once at shutdown. ``get_resource`` (upstream 0.2's spelling) and
+    ``close()`` once at shutdown (``aclose()``, which calls ``close()`` unless overridden, when
+    the runtime shuts down on an event loop). ``get_resource`` (upstream 0.2's spelling) and
     ``resource_context.get_resource`` (0.3's) let a resource look up its siblings.
     """
 
@@ -92,6 +93,11 @@ class Resource(BaseModel):
 
     def close(self) -> None:
         """Called once, when the runtime shuts down."""
+
+    async def aclose(self) -> None:
+        """Called once, instead of ``close()``, by a runtime shutting down on its event loop;
+        override it to release what must be closed on the loop (async clients)."""
+        self.close()
 
 
 class SerializableResource(Resource):
@@ -228,11 +234,8 @@ class ResourceCache:
 
     def close(self) -> list[BaseException]:
         """Close every created resource; returns the errors instead of stopping at the first."""
-        with self._lock:
-            self._closed = True
-            instances, self._instances = list(self._instances.values()), {}
         errors: list[BaseException] = []
-        for instance in reversed(instances):
+        for instance in self._take_all():
             closer = getattr(instance, "close", None)
             if callable(closer):
                 try:
@@ -240,6 +243,27 @@ class ResourceCache:
                 except Exception as error:  # keep closing the others
                     errors.append(error)
         return errors
+
+    async def aclose(self) -> list[BaseException]:
+        """Close every created resource on the running loop, awaiting each ``Resource``'s
+        ``aclose()``; returns the errors instead of stopping at the first."""
+        errors: list[BaseException] = []
+        for instance in self._take_all():
+            try:
+                if isinstance(instance, Resource):
+                    await instance.aclose()
+                elif callable(closer := getattr(instance, "close", None)):
+                    closer()
+            except Exception as error:  # keep closing the others
+                errors.append(error)
+        return errors
+
+    def _take_all(self) -> list[Any]:
+        """The created resources, newest first, and no more handed out."""
+        with self._lock:
+            self._closed = True
+            instances, self._instances = list(self._instances.values()), {}
+        return list(reversed(instances))
 
 
 def _as_resource_type(value: ResourceType | str) -> ResourceType:

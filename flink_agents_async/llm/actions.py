@@ -199,7 +199,11 @@ async def _ask_async(
     prompt_args: dict[str, Any],
     metrics: MetricGroup,
 ) -> ChatMessage:
-    answer = await setup.achat(messages, prompt_args)
+    try:
+        answer = await setup.achat(messages, prompt_args)
+    except Exception as error:
+        _count_retries(metrics, setup, vars(error) if hasattr(error, "__dict__") else {})
+        raise
     _count(metrics, setup, answer)
     return answer
 
@@ -211,7 +215,11 @@ def _ask_sync(
     metrics: MetricGroup,
 ) -> ChatMessage:
     # Upstream 0.2's setups take no prompt_args: pass them only when there are some.
-    answer = setup.chat(messages, prompt_args) if prompt_args else setup.chat(messages)
+    try:
+        answer = setup.chat(messages, prompt_args) if prompt_args else setup.chat(messages)
+    except Exception as error:
+        _count_retries(metrics, setup, vars(error) if hasattr(error, "__dict__") else {})
+        raise
     _count(metrics, setup, answer)
     return answer
 
@@ -228,11 +236,22 @@ def _count(metrics: MetricGroup, setup: BaseChatModelSetup, answer: Any) -> None
             count = extra.get(name)
             if isinstance(count, int) and count > 0:
                 group.get_counter(name).inc(count)
-    retries = extra.get("retry_count")
-    if retries:
-        group = metrics.get_sub_group("model", setup.connection)
-        group.get_counter("retryCount").inc(int(retries))
-        group.get_counter("retryWaitSec").inc(round(float(extra.get("retry_wait_sec") or 0)))
+    _count_retries(metrics, setup, extra)
+
+
+def _count_retries(metrics: MetricGroup, setup: BaseChatModelSetup, facts: Any) -> None:
+    """Retry metrics (``retryCount``, ``retryWaitSec``, and ``retryWaitMs``, which keeps the
+    short waits that whole seconds round away) from an answer's ``extra_args`` or a failed
+    request's error attributes."""
+    retries = facts.get("retry_count") if isinstance(facts, dict) else None
+    if not isinstance(retries, int) or retries <= 0:
+        return
+    waited = facts.get("retry_wait_sec")
+    waited = float(waited) if isinstance(waited, int | float) else 0.0
+    group = metrics.get_sub_group("model", setup.connection)
+    group.get_counter("retryCount").inc(retries)
+    group.get_counter("retryWaitSec").inc(round(waited))
+    group.get_counter("retryWaitMs").inc(round(waited * 1000))
 
 
 def _tool_messages(

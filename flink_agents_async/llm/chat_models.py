@@ -24,12 +24,13 @@ import re
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+import structlog
 from pydantic import Field, PrivateAttr
 
 from ..errors import ResourceError
@@ -38,6 +39,9 @@ from .messages import ChatMessage, MessageRole
 from .prompts import Prompt, prompt_arguments
 from .retry import Retryable, RetryOutcome, RetryPolicy
 from .tools import Tool
+
+logger = structlog.get_logger("flink_agents_async")
+T = TypeVar("T")
 
 __all__ = [
     "BaseChatModelConnection",
@@ -99,7 +103,12 @@ class BaseChatModelConnection(Resource, ABC):
         cls = type(self)
         if not _overrides(cls, "achat", BaseChatModelConnection):
             raise NotImplementedError(f"{cls.__qualname__} implements neither achat nor chat")
-        return _run_async(self.achat, messages, tools, output_schema, **kwargs)
+        call = functools.partial(self.achat, messages, tools, output_schema, **kwargs)
+        return _run_async(self, call)
+
+    async def release_loop(self) -> None:
+        """Release what this connection holds for the running event loop (its async clients):
+        called when a sync ``chat`` ran on a loop of its own, which closes next."""
 
     @staticmethod
     def _extract_reasoning(
@@ -126,12 +135,58 @@ def _with_schema(output_schema: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs if output_schema is None else {**kwargs, "output_schema": output_schema}
 
 
-def _run_async(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run an async function from sync code: on the loop whose worker thread this is (the
-    runtime's thread pool), else on a new loop."""
-    with contextlib.suppress(RuntimeError):  # not a worker thread of a running loop
-        return anyio.from_thread.run(functools.partial(function, *args, **kwargs))
-    return asyncio.run(function(*args, **kwargs))
+def _run_async(connection: BaseChatModelConnection, call: Callable[[], Awaitable[T]]) -> T:
+    """Run ``call`` from sync code: on the event loop that started this worker thread (the
+    runtime's thread pool), else on a loop of its own, releasing what ``connection`` made for
+    that loop before it closes."""
+    if _in_worker_thread():
+        return anyio.from_thread.run(call)
+
+    async def on_own_loop() -> T:
+        try:
+            return await call()
+        finally:
+            await connection.release_loop()
+
+    return asyncio.run(on_own_loop())
+
+
+def _in_worker_thread() -> bool:
+    """Whether this thread is an anyio worker thread of a running event loop."""
+    try:
+        # Outside a worker thread this raises RuntimeError (NoEventLoopError in newer anyio);
+        # inside one it raises only if the waiting task was cancelled, which ends the call.
+        anyio.from_thread.check_cancelled()
+    except RuntimeError:
+        return False
+    return True
+
+
+_closing: set[asyncio.Task[Any]] = set()  # the event loop holds tasks only weakly
+
+
+def _close_on(loop: asyncio.AbstractEventLoop, closing: Coroutine[Any, Any, None]) -> None:
+    """Run ``closing`` (a client's close) on ``loop``, the loop its client belongs to."""
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is running:
+        task = loop.create_task(closing)
+        _closing.add(task)
+        task.add_done_callback(_closed)
+    elif loop.is_running():
+        asyncio.run_coroutine_threadsafe(closing, loop)
+    elif running is None and not loop.is_closed():
+        loop.run_until_complete(closing)
+    else:
+        closing.close()  # its loop is gone, and the client's connections with it
+
+
+def _closed(task: asyncio.Task[Any]) -> None:
+    _closing.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("closing a chat model client failed", error=repr(task.exception()))
 
 
 class RemoteChatModelConnection(BaseChatModelConnection):
@@ -178,14 +233,23 @@ class RemoteChatModelConnection(BaseChatModelConnection):
         **kwargs: Any,
     ) -> ChatMessage:
         outcome = RetryOutcome()
-        async with self._slot():
-            answer = await self.retry_policy.run(
-                functools.partial(
-                    self._request, list(messages), tools or [], output_schema, kwargs
-                ),
-                self._classify,
-                outcome=outcome,
-            )
+        try:
+            async with self._slot():
+                answer = await self.retry_policy.run(
+                    functools.partial(
+                        self._request, list(messages), tools or [], output_schema, kwargs
+                    ),
+                    self._classify,
+                    outcome=outcome,
+                )
+        except Exception as error:
+            if outcome.retries:
+                # The retries spent on a request that failed still count (and are journaled
+                # with the error, as its attributes).
+                with contextlib.suppress(AttributeError, TypeError):
+                    error.retry_count = outcome.retries  # type: ignore[attr-defined]
+                    error.retry_wait_sec = outcome.waited  # type: ignore[attr-defined]
+            raise
         if outcome.retries:
             answer.extra_args["retry_count"] = outcome.retries
             answer.extra_args["retry_wait_sec"] = outcome.waited
@@ -215,8 +279,46 @@ class RemoteChatModelConnection(BaseChatModelConnection):
         return client
 
     def clients(self) -> list[Any]:
+        """The clients ``client_for_loop`` made and that are not closed yet."""
         with self._lock:
             return list(self._clients.values())
+
+    async def _close_client(self, client: Any) -> None:
+        """Close one client made by ``client_for_loop`` (the official SDKs' async clients all
+        close with ``await client.close()``)."""
+        closer = getattr(client, "aclose", None) or getattr(client, "close", None)
+        if callable(closer):
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result
+
+    def close(self) -> None:
+        """Close the clients. Sync: a client of the running loop is closed by a task on it, one
+        of another running loop by that loop, one of a stopped loop on it here."""
+        for loop, client in self._take_clients():
+            _close_on(loop, self._close_client(client))
+
+    async def aclose(self) -> None:
+        """Close the clients, awaiting the close of those of the running loop."""
+        running = asyncio.get_running_loop()
+        for loop, client in self._take_clients():
+            if loop is running:
+                await self._close_client(client)
+            else:
+                _close_on(loop, self._close_client(client))
+
+    async def release_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.pop(loop, None)
+        if client is not None:
+            await self._close_client(client)
+
+    def _take_clients(self) -> list[tuple[asyncio.AbstractEventLoop, Any]]:
+        with self._lock:
+            owned = list(self._clients.items())
+            self._clients.clear()
+        return owned
 
     @abstractmethod
     async def _request(

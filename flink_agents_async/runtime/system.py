@@ -257,7 +257,7 @@ class ActorSystem:
             try:
                 await asyncio.shield(self.journal.close())
             finally:
-                for error in self.resources.close():
+                for error in await self.resources.aclose():
                     logger.warning("resource close failed", error=repr(error))
 
     def _drop_queued(self, actor: Actor, reason: Callable[[], BaseException] | None = None) -> None:
