@@ -11,6 +11,7 @@ Agents and helper functions live at module level so the Flink workers import the
 from __future__ import annotations
 
 import asyncio
+import atexit
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,12 +20,20 @@ from typing import Any
 from flink_agents_async import (
     Agent,
     AgentsExecutionEnvironment,
+    ChatMessage,
+    ChatRequestEvent,
+    ChatResponseEvent,
     Event,
     InputEvent,
     MemoryRef,
     OutputEvent,
+    ResourceDescriptor,
+    ResourceName,
     RunnerContext,
     action,
+    chat_model_connection,
+    chat_model_setup,
+    tool,
 )
 
 
@@ -35,7 +44,11 @@ class Case:
     inputs: list[Any]
     key_of: Callable[[Any], Any]
     expected: dict[Any, list[Any]]
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """The case's configuration (made when first needed: some start a model server)."""
+        return self.config() if callable(self.config) else dict(self.config)
 
 
 def last_word(text: str) -> str:
@@ -358,12 +371,100 @@ RETRIES = Case(
 )
 
 
-CASES = [VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT, RETRIES]
+# -- llm: a chat model with a tool, over HTTP to a local model server ---------------------------
+
+_MODEL_SERVER: Any = None
+
+
+def _model_server_settings() -> dict[str, Any]:
+    """The connection's address, given through the configuration (shipped to Flink's workers
+    with the plan); the server runs in this process for the whole test session."""
+    global _MODEL_SERVER
+    if _MODEL_SERVER is None:
+        from flink_agents_async.testing import ModelServer
+
+        _MODEL_SERVER = ModelServer().start()
+        _MODEL_SERVER.respond_with(_shouting_model)
+        atexit.register(_MODEL_SERVER.stop)
+    return {"OpenAIChatModelConnection.api_base_url": _MODEL_SERVER.url("openai")}
+
+
+def _shouting_model(request: Any) -> Any:
+    """A model that has every question shouted by the ``shout`` tool, then answers with it."""
+    from flink_agents_async.testing import Reply, ToolCall
+
+    if request.tool_results:
+        return Reply(f"the answer is {request.tool_results[-1].content}")
+    return Reply.tools(ToolCall("shout", {"text": request.last_user_text}))
+
+
+def shout(text: str) -> str:
+    """Shout a text.
+
+    Args:
+        text: what to shout
+    """
+    return text.upper() + "!"
+
+
+class ShoutingChatAgent(Agent):
+    @chat_model_connection
+    @staticmethod
+    def connection() -> ResourceDescriptor:
+        return ResourceDescriptor(clazz=ResourceName.ChatModel.OPENAI_CONNECTION, api_key="test")
+
+    @chat_model_setup
+    @staticmethod
+    def model() -> ResourceDescriptor:
+        return ResourceDescriptor(
+            clazz=ResourceName.ChatModel.OPENAI_SETUP,
+            connection="connection",
+            model="shouter",
+            tools=["shout"],
+        )
+
+    @tool
+    @staticmethod
+    def shout(text: str) -> str:
+        """Shout a text.
+
+        Args:
+            text: what to shout
+        """
+        return shout(text)
+
+    @action(InputEvent)
+    @staticmethod
+    def ask(event: InputEvent, ctx: RunnerContext) -> None:
+        for word in event.input["words"]:  # requests in flight together, each with a tool round
+            ctx.send_event(ChatRequestEvent(model="model", messages=[ChatMessage(content=word)]))
+
+    @action(ChatResponseEvent)
+    @staticmethod
+    def answer(event: ChatResponseEvent, ctx: RunnerContext) -> None:
+        ctx.send_event(OutputEvent(output=event.response.content))
+
+
+LLM = Case(
+    "llm_tool_rounds",
+    ShoutingChatAgent,
+    [
+        {"user": "s", "words": ["hi"]},
+        {"user": "t", "words": ["yo"]},
+        {"user": "s", "words": ["ok"]},
+    ],
+    field_user,
+    {"s": ["the answer is HI!", "the answer is OK!"], "t": ["the answer is YO!"]},
+    config=_model_server_settings,
+)
+
+
+CASES = [VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT, RETRIES, LLM]
 
 
 def run_locally(case: Case) -> list[tuple[Any, Any]]:
     """The case's ``(key, output)`` pairs on the local host, in emission order."""
-    env = AgentsExecutionEnvironment.get_execution_environment(config=dict(case.config))
+    env = AgentsExecutionEnvironment.get_execution_environment(config=case.settings())
     builder = env.from_list([{"key": case.key_of(value), "value": value} for value in case.inputs])
     outputs = builder.apply(case.agent()).to_list()
     env.execute()

@@ -21,7 +21,7 @@ def _run_on_flink(mode: str, extra: dict[str, Any]) -> dict[str, list[tuple[Any,
     streams = []
     for case in CASES:
         agents_env = AgentsExecutionEnvironment.get_execution_environment(
-            env, config={**case.config, **extra}
+            env, config={**case.settings(), **extra}
         )
         source = env.from_collection(list(case.inputs))
         outputs = (
