@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test lint format bench bench-flink clean
+.PHONY: demo test lint format bench bench-llm bench-flink clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(VENV)/.installed-base
 	$(PY) benchmarks/io_concurrency.py
 	$(PY) benchmarks/loop_lag.py
 	$(PY) benchmarks/durable.py
+
+bench-llm: $(VENV)/.installed-test
+	$(PY) benchmarks/llm.py
 
 bench-flink: $(VENV)/.installed-test
 	$(PY) benchmarks/flink_bridge.py --modes thread

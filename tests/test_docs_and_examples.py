@@ -55,6 +55,7 @@ def test_quickstart_prints_each_keys_messages_in_order(tmp_path: Path) -> None:
             ["--requests", "300", "--http-requests", "64", "--memory-keys", "300"],
             "memory",
         ),
+        ("llm.py", ["--requests", "20", "--latency", "0.01", "--react-runs", "2"], "fan_out"),
     ],
 )
 def test_benchmark_scripts_print_json(
@@ -92,3 +93,23 @@ def test_durable_example_resumes_after_a_crash_without_charging_twice(tmp_path: 
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert listing.returncode == 0 and "customer-0" in listing.stdout
+
+
+LLM_EXAMPLES = {
+    "review_analysis.py": ["p1: score 5", "p1: score 1", "p2: score 1", "p2: score 5"],
+    "react_agent.py": ["p1: score 5", "p1: score 1", "p2: score 1", "p2: score 5"],
+    "product_suggestion.py": ["p1: scores ['33%', '0%', '0%', '0%', '67%']", "p2: scores"],
+    "parallel_chat.py": ["1: customers say", "2: customers say"],
+}
+
+
+@pytest.mark.parametrize("script", LLM_EXAMPLES)
+def test_llm_examples_run_offline_against_the_local_model_server(
+    script: str, tmp_path: Path
+) -> None:
+    result = run_python(ROOT / "examples" / "llm" / script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    for expected in LLM_EXAMPLES[script]:
+        assert expected in result.stdout, result.stdout
+    if script in ("review_analysis.py", "react_agent.py"):  # the tool ran for the bad reviews
+        assert result.stdout.count("the shipping manager hears about") == 2
