@@ -10,15 +10,15 @@ import pytest
 import structlog
 
 from flink_agents_async import (
-    ChatMessage,
-    MessageRole,
     Agent,
     AgentsExecutionEnvironment,
+    ChatMessage,
     ChatRequestEvent,
     ChatResponseEvent,
     Event,
     EventType,
     InputEvent,
+    MessageRole,
     OutputEvent,
     RunnerContext,
     ToolRequestEvent,
