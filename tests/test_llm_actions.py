@@ -285,8 +285,26 @@ async def test_tool_schemas_come_from_signatures_and_docstrings() -> None:
         (call_tool("broken", x=1), "Tool `broken` execute failed: ConnectionError: backend down"),
         (call_tool("nowhere", x=1), "Tool `nowhere` does not exist."),
         (call_tool("add", a="not a number", b=1), "invalid arguments for tool 'add'"),
+        (
+            ChatMessage(
+                role=MessageRole.ASSISTANT,
+                tool_calls=[{"function": {"name": "add", "arguments": '{"a": 1,'}}],
+            ),
+            "Tool `add`: its arguments are not valid JSON",
+        ),
+        (
+            ChatMessage(role=MessageRole.ASSISTANT, tool_calls=[{"function": {"arguments": {}}}]),
+            "a tool call names no tool",
+        ),
+        (
+            ChatMessage(
+                role=MessageRole.ASSISTANT,
+                tool_calls=[{"function": {"name": "add", "arguments": [1, 2]}}],
+            ),
+            "Tool `add`: its arguments are not a JSON object",
+        ),
     ],
-    ids=["raises", "unknown", "bad-arguments"],
+    ids=["raises", "unknown", "bad-arguments", "invalid-json", "no-name", "not-an-object"],
 )
 async def test_a_failing_tool_call_goes_back_to_the_model_as_an_error(
     call: ChatMessage, complaint: str
@@ -317,6 +335,98 @@ async def test_a_failing_tool_call_goes_back_to_the_model_as_an_error(
     (response,) = responses
     assert list(response.success.values()) == [False]
     assert next(iter(response.error.values())) in output  # what the model read, said why
+
+
+async def test_tool_calls_without_ids_get_ids_that_their_results_find() -> None:
+    connection = ScriptedConnection()
+
+    def script(messages: list[ChatMessage], tools: list[Tool]) -> ChatMessage:
+        if messages[-1].role == MessageRole.TOOL:
+            return answer(str([m.content for m in messages if m.role == MessageRole.TOOL]))
+        return ChatMessage(
+            role=MessageRole.ASSISTANT,
+            tool_calls=[
+                {"function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}},
+                {"function": {"name": "add", "arguments": {"a": 3, "b": 4}}},
+            ],
+        )
+
+    connection._script = script
+    assert await execute(llm_agent(connection, tools=tools_of(add)), [1]) == ["['3', '7']"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "request_model", "complaint"),
+    [
+        ({}, "missing", "to 'missing': Resource not found: 'missing' of type chat_model"),
+        (
+            {"tools": ["ghost"]},
+            "model",
+            "to 'model': chat model setup PlainSetup names the tool 'ghost', which is not declared",
+        ),
+        (
+            {"prompt": "ghost"},
+            "model",
+            "to 'model': chat model setup PlainSetup names the prompt 'ghost', which is not "
+            "declared",
+        ),
+        (
+            {"connection": "ghost"},
+            "model",
+            "names the chat_model_connection 'ghost', which is not declared",
+        ),
+    ],
+    ids=["model", "tool", "prompt", "connection"],
+)
+async def test_unknown_names_fail_the_request_naming_the_resource_and_the_request(
+    setup: dict[str, Any], request_model: str, complaint: str
+) -> None:
+    connection = ScriptedConnection()
+    connection._script = lambda messages, tools: answer("never")
+    agent = Agent()
+    agent.add_resource("conn", ResourceType.CHAT_MODEL_CONNECTION, connection)
+    arguments = {"connection": "conn", "model": "m1", **setup}
+    agent.add_resource("model", ResourceType.CHAT_MODEL, PlainSetup(**arguments))
+    sent: list[ChatRequestEvent] = []
+
+    def send(event: InputEvent, ctx: RunnerContext) -> None:
+        sent.append(ChatRequestEvent(model=request_model, messages=[ChatMessage(content="hi")]))
+        ctx.send_event(sent[-1])
+
+    agent.add_action("ask", [InputEvent], send)
+    agent.add_action("reply", [ChatResponseEvent], reply)
+
+    with pytest.raises(ExecutionError) as caught:
+        await execute(agent, [1])
+
+    error = caught.value.failures[0].cause
+    assert f"chat request {sent[0].id} " in str(error) and complaint in str(error)
+    assert connection._seen == []
+
+
+class Opaque:
+    """A type pydantic has no schema for."""
+
+
+def test_a_tool_whose_schema_cannot_be_made_is_refused_naming_it() -> None:
+    def lookup(thing: Opaque) -> str:
+        """Look a thing up."""
+        return "found"
+
+    with pytest.raises(ValueError, match="tool 'lookup': no argument schema can be made"):
+        Tool.from_callable(lookup)
+
+
+def test_a_tool_whose_hints_cannot_be_resolved_is_refused_naming_it() -> None:
+    class Local:
+        pass
+
+    def lookup(thing: Local) -> str:
+        """Look a thing up."""
+        return "found"
+
+    with pytest.raises(ValueError, match="tool 'lookup': its type hints cannot be resolved"):
+        Tool.from_callable(lookup)
 
 
 async def test_injected_arguments_come_from_config_and_memory_and_are_hidden() -> None:

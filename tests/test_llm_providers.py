@@ -424,10 +424,10 @@ def unusable_tool_call(provider: Provider) -> tuple[Reply, str]:
     if provider.name == "openai":
         function = {"name": "get_weather", "arguments": '{"city": "Par'}
         call = {"id": "call_bad", "type": "function", "function": function}
-        return Reply(body=openai_body([call])), "its arguments are not a JSON object"
+        return Reply(body=openai_body([call])), "its arguments are not valid JSON"
     if provider.name == "anthropic":
         block = {"type": "tool_use", "id": "toolu_bad", "name": "get_weather", "input": "{Paris"}
-        return Reply(body=anthropic_body([block])), "its arguments are not a JSON object"
+        return Reply(body=anthropic_body([block])), "its arguments are not valid JSON"
     return (
         Reply.tools(ToolCall("get_weather", {"town": "Paris"})),
         "invalid arguments for tool 'get_weather'",
@@ -880,7 +880,8 @@ def test_openai_requests_carry_upstreams_message_and_tool_shapes() -> None:
         connection._prepare(messages, [], {})
 
 
-def test_anthropic_and_ollama_fields_match_upstream() -> None:
+def test_anthropic_and_ollama_fields_match_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
     setup = AnthropicChatModelSetup(connection="c")
     assert setup.model_kwargs == {
         "model": "claude-sonnet-4-20250514",
@@ -905,6 +906,9 @@ def test_anthropic_and_ollama_fields_match_upstream() -> None:
         "http://localhost:11434",
         12,
     )
+    monkeypatch.setenv("OLLAMA_HOST", "http://gpu-box:11434")
+    assert OllamaChatModelConnection().base_url == "http://gpu-box:11434"
+    assert OllamaChatModelConnection(base_url="http://given:1").base_url == "http://given:1"
     assert OllamaChatModelConnection().request_timeout == 30.0
     with pytest.raises(ValueError, match="not both"):
         OllamaChatModelConnection(request_timeout=1, timeout=2)

@@ -288,7 +288,7 @@ def new_tool_call(name: str, arguments: Any, original_id: str | None = None) -> 
 def parse_arguments(raw: Any, *, connection: str, model: str | None, tool: str) -> Any:
     """A tool call's arguments as the tool-call action takes them: a JSON string parsed (an
     empty one is no arguments). Text that is not JSON is kept as it is, with a warning: the
-    tool-call action then answers the model that its arguments are not a JSON object, so that
+    tool-call action then answers the model that its arguments are not valid JSON, so that
     it can correct itself, instead of the whole request failing here."""
     if raw is None:
         return {}

@@ -19,6 +19,7 @@ results to calls.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -71,12 +72,13 @@ async def _remember_error_headers(response: httpx.Response) -> None:
 class OllamaChatModelConnection(ProviderChatModelConnection):
     """A connection to an Ollama server with ``ollama.AsyncClient``.
 
-    Upstream's fields: ``base_url="http://localhost:11434"``, ``request_timeout=30.0`` (per
+    Upstream's fields: ``base_url`` (else env ``OLLAMA_HOST``, as the Ollama CLI reads it, else
+    ``"http://localhost:11434"``), ``request_timeout=30.0`` (per
     request, the same as ``timeout``; 0: none). From ``RemoteChatModelConnection``:
     ``max_retries=3``, ``max_concurrency``, ``retry_wait_interval``, ``max_retry_wait``.
     """
 
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or DEFAULT_BASE_URL)
     timeout: float | None = Field(default=30.0, ge=0)
 
     @model_validator(mode="before")

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import structlog
 
@@ -131,6 +132,7 @@ async def _converse(
                     f"{[_tool_name(call) for call in answer.tool_calls]}"
                 )
             conversation.rounds += 1
+            answer.tool_calls = _identified(answer.tool_calls, conversation)
             conversation.messages.append(answer)
             conversation.tool_calls = list(answer.tool_calls)
             request = ToolRequestEvent(model=conversation.model, tool_calls=answer.tool_calls)
@@ -165,7 +167,9 @@ def _setup(ctx: RunnerContext, conversation: _Conversation) -> BaseChatModelSetu
     try:
         setup = ctx.get_resource(conversation.model, ResourceType.CHAT_MODEL)
     except ResourceError as error:
-        raise ResourceError(f"chat request {conversation.request_id}: {error}") from error
+        raise type(error)(
+            f"chat request {conversation.request_id} to {conversation.model!r}: {error}"
+        ) from error
     if not isinstance(setup, BaseChatModelSetup):
         raise ResourceError(
             f"chat request {conversation.request_id}: resource {conversation.model!r} is a "
@@ -285,6 +289,18 @@ def _correction(error: ValueError, schema: StructuredOutput) -> ChatMessage:
     )
 
 
+def _identified(tool_calls: list[Any], conversation: _Conversation) -> list[Any]:
+    """The tool calls, each with an id: a call a connection left without one gets an id made
+    from the request and the round, the same on every replay, so that its result finds it."""
+    identified = []
+    for index, call in enumerate(tool_calls):
+        if isinstance(call, dict) and not call.get("id"):
+            name = f"{conversation.rounds}:{index}"
+            call = {**call, "id": uuid5(UUID(str(conversation.request_id)), name)}
+        identified.append(call)
+    return identified
+
+
 def _tool_name(call: Any) -> str:
     function = call.get("function") if isinstance(call, Mapping) else None
     return str(function.get("name")) if isinstance(function, Mapping) else "?"
@@ -365,6 +381,13 @@ def _prepare(raw: Any, ctx: RunnerContext) -> _ToolCall:
         call.problem = f"Tool `{name}` is a {type(tool).__name__}, which cannot be called."
         return call
     arguments = function.get("arguments") if isinstance(function, Mapping) else None
+    if isinstance(arguments, str):  # a connection that passed the provider's JSON text on
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else None
+        except ValueError as error:
+            call.problem = f"Tool `{name}`: its arguments are not valid JSON ({error}): "
+            call.problem += f"{arguments!r:.200}"
+            return call
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, Mapping):

@@ -34,7 +34,7 @@ import structlog
 from pydantic import Field, PrivateAttr
 
 from ..errors import ResourceError
-from ..resources import Resource, ResourceType
+from ..resources import Resource, ResourceNotFoundError, ResourceType
 from .messages import ChatMessage, MessageRole
 from .prompts import Prompt, prompt_arguments
 from .retry import Retryable, RetryOutcome, RetryPolicy
@@ -374,14 +374,21 @@ class BaseChatModelSetup(Resource, ABC):
 
     def _lookup(self, name: str, resource_type: ResourceType) -> Any:
         context = self.resource_context
-        if context is not None:
-            return context.get_resource(name, resource_type)
-        if self.get_resource is None:
+        if context is None and self.get_resource is None:
             raise ResourceError(
                 f"{type(self).__name__} cannot find resource {name!r}: it was not created by "
                 "a runtime (declare it on the agent or the environment)"
             )
-        return self.get_resource(name, resource_type)
+        try:
+            if context is not None:
+                return context.get_resource(name, resource_type)
+            assert self.get_resource is not None
+            return self.get_resource(name, resource_type)
+        except ResourceNotFoundError as error:
+            raise ResourceNotFoundError(
+                f"chat model setup {type(self).__name__} names the {resource_type.value} "
+                f"{name!r}, which is not declared: {error}"
+            ) from None
 
     def _connection(self) -> BaseChatModelConnection:
         if self._resolved_connection is not None:

@@ -203,7 +203,15 @@ class Tool(SerializableResource, ABC):
                     "differently"
                 )
             declared[name] = spec
-        return FunctionTool(func=func, injected_args=declared)
+        try:
+            return FunctionTool(func=func, injected_args=declared)
+        except ValidationError as error:
+            # Our own error, unwrapped: it names the tool and says what to fix.
+            for detail in error.errors():
+                cause = (detail.get("ctx") or {}).get("error")
+                if isinstance(cause, AgentDefinitionError):
+                    raise cause from None
+            raise
 
 
 def _fields_of(model: BaseModel) -> dict[str, Any]:
@@ -303,8 +311,11 @@ def create_schema_from_function(
     )
     try:
         hints = typing.get_type_hints(func, include_extras=True)
-    except Exception:  # hints that cannot be resolved: use the raw annotations
-        hints = {}
+    except Exception as error:
+        raise AgentDefinitionError(
+            f"tool {name!r}: its type hints cannot be resolved ({type(error).__name__}: "
+            f"{error}); a type named in a hint must be importable from the function's module"
+        ) from error
     fields: dict[str, Any] = {}
     for parameter in signature.parameters.values():
         if parameter.name in skip or parameter.kind in (
@@ -315,12 +326,14 @@ def create_schema_from_function(
         annotation = hints.get(parameter.name, parameter.annotation)
         fields[parameter.name] = _field(parameter, annotation, documented.get(parameter.name))
     try:
-        return description, create_model(name, **fields)
+        model = create_model(name, **fields)
+        model.model_json_schema()  # what the model is offered: fails here, not at the call
     except Exception as error:
         raise AgentDefinitionError(
             f"tool {name!r}: no argument schema can be made from its signature: "
             f"{type(error).__name__}: {error}"
         ) from error
+    return description, model
 
 
 def _field(parameter: inspect.Parameter, annotation: Any, documented: str | None) -> Any:
