@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flink_agents_async.testing import ModelServer, Reply, ToolCall
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 
@@ -90,8 +92,8 @@ async def test_concurrent_keys_keep_per_key_order(tmp_path: Path) -> None:
             assert health["status"] == "ok" and health["unfinished_inputs"] == 0
             metrics = (await client.get("/metrics")).text
     assert "# TYPE flink_agents_num_of_event_processed counter" in metrics
-    processed = [line for line in metrics.splitlines()
-                 if line.startswith("flink_agents_num_of_event_processed ")]  # fmt: skip
+    processed = [line for line in metrics.splitlines() if line.startswith(
+        'flink_agents_num_of_event_processed{agent="conversations"} ')]  # fmt: skip
     assert processed and float(processed[0].split()[1]) >= 20 * 8 * 2
 
 
@@ -169,3 +171,60 @@ async def test_sigkill_mid_traffic_keeps_every_acknowledged_request_exactly_once
         # every acknowledged request is there, in order, and at most one more (in flight)
         assert history[: len(acknowledged[key])] == acknowledged[key]
         assert len(history) - len(acknowledged[key]) <= 1
+
+
+# -- the customer-support agent, answering through a chat model --------------------------------
+
+
+async def test_support_answers_offline_through_the_stand_in_model_and_its_tool() -> None:
+    with server() as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            first = await client.post("/support/ann", json={"message": "Hello"})
+            second = await client.post("/support/ann", json={"message": "Where is A1002?"})
+            unknown = await client.post("/support/bob", json={"message": "And Z9999?"})
+    assert first.status_code == 200, first.text
+    assert "Which order" in first.json()["answer"] and first.json()["turns"] == 1
+    assert second.json() == {
+        "customer": "ann",
+        "answer": "Your order is delayed at the depot; expected: Friday.",
+        "turns": 2,
+    }
+    assert "cannot find that order" in unknown.json()["answer"]
+
+
+async def test_support_talks_to_a_real_openai_endpoint_named_by_environment_variables(
+    tmp_path: Path,
+) -> None:
+    with ModelServer() as model:
+        model.script(
+            Reply.tools(ToolCall("lookup_order", {"order_id": "A1001"})),
+            "It shipped; it arrives Tuesday.",
+            "You are welcome!",
+        )
+        provider = {
+            "LLM_PROVIDER": "openai",
+            "OPENAI_API_BASE_URL": model.url("openai"),
+            "OPENAI_API_KEY": "test-key",
+            "LLM_MODEL": "support-model",
+        }
+        with server(tmp_path / "journal", **provider) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                asked = await client.post("/support/c1", json={"message": "Where is A1001?"})
+                thanked = await client.post("/support/c1", json={"message": "Thanks"})
+                metrics = (await client.get("/metrics")).text
+        requests = model.requests
+
+    assert asked.json()["answer"] == "It shipped; it arrives Tuesday."
+    assert thanked.json() == {"customer": "c1", "answer": "You are welcome!", "turns": 2}
+    assert [request.model for request in requests] == ["support-model"] * 3
+    assert requests[0].tools == ("lookup_order",)
+    assert requests[0].messages[0].role == "system" and "ACME" in requests[0].messages[0].content
+    [result] = requests[1].tool_results
+    assert "'status': 'shipped'" in result.content
+    # The second question carries the conversation so far, without the tool round.
+    assert [(m.role, m.content) for m in requests[2].messages[1:]] == [
+        ("user", "Where is A1001?"),
+        ("assistant", "It shipped; it arrives Tuesday."),
+        ("user", "Thanks"),
+    ]
+    assert 'flink_agents_prompt_tokens{agent="support",action="chat_model_action",model=' in metrics

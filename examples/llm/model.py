@@ -90,7 +90,8 @@ _UNHAPPY = ("broken", "late", "damaged", "never arrived", "refund", "disappointe
 def stand_in(request: Any) -> Any:
     """A deterministic stand-in for a chat model, good enough for the examples' prompts: it
     scores reviews (and reports bad ones with the shipping tool), writes suggestions, judges
-    aspects and summarises, always in the JSON the prompts ask for."""
+    aspects and summarises, always in the JSON the prompts ask for, and answers the web
+    example's customers about their orders (looking them up with the order tool)."""
     from flink_agents_async.testing import Reply, ToolCall
 
     system = " ".join(m.content for m in request.messages if m.role == "system").lower()
@@ -110,9 +111,28 @@ def stand_in(request: Any) -> Any:
         aspect = re.search(r'"(\w+)" dimension', question)
         result = "negative" if _unhappy(question) else "positive"
         return Reply(json.dumps({"aspect": aspect.group(1) if aspect else "?", "result": result}))
+    if "customer support" in system:
+        return _support_reply(request)
     if "summar" in system or "summar" in question.lower():
         return Reply(json.dumps({"summary": f"customers say: {question[:80]}"}))
     return Reply(f"echo: {question}")
+
+
+def _support_reply(request: Any) -> Any:
+    """Looks up the order the customer's last message names, then answers from the result."""
+    from flink_agents_async.testing import Reply, ToolCall
+
+    last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
+    results = [m.content for m in request.messages[last_user + 1 :] if m.role == "tool"]
+    if results:
+        found = re.search(r"'status': '([^']*)'.*'eta': '([^']*)'", results[-1])
+        if found is None:
+            return Reply("Sorry, I cannot find that order. Could you check its id?")
+        return Reply(f"Your order is {found.group(1)}; expected: {found.group(2)}.")
+    order = re.search(r"\b([A-Z]\d{4})\b", request.last_user_text)
+    if order is not None and "lookup_order" in request.tools:
+        return Reply.tools(ToolCall("lookup_order", {"order_id": order.group(1)}))
+    return Reply("Happy to help! Which order is it about? Its id looks like A1001.")
 
 
 def _unhappy(text: str) -> bool:

@@ -7,11 +7,16 @@
   input for that key and answers with its outputs. 400 for a body that is not such an object,
   429 when the runtime is saturated (it does not queue requests beyond ``MAX_PENDING``).
 * ``GET /agents/{key}`` returns what the key remembers (a read-only input).
+* ``POST /support/{customer}`` with ``{"message": "..."}`` asks the customer-support agent
+  (``support.py``), which answers through a chat model: a local stand-in by default, a real one
+  with ``LLM_PROVIDER`` (see ``examples/llm/model.py``), e.g.
+  ``LLM_PROVIDER=openai OPENAI_API_KEY=... uvicorn examples.webapp.app:app``.
 * ``GET /health`` returns the runtime's stats, ``GET /metrics`` the built-in metrics in
   Prometheus text format.
 
-With ``JOURNAL_DIR`` set, an accepted request survives a crash of the server: after a restart
-the runtime finishes it before serving new ones, exactly once.
+With ``JOURNAL_DIR`` set (each agent journals in a directory of its own below it), an accepted
+request survives a crash of the server: after a restart the runtime finishes it before serving
+new ones, exactly once, and a model answer received before the crash is not asked for again.
 """
 
 from __future__ import annotations
@@ -19,18 +24,22 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from examples.llm.model import chat_model
+from examples.webapp.support import SupportAgent
 from flink_agents_async import (
     ActionFailedError,
     Agent,
     AgentsExecutionEnvironment,
     InputEvent,
     OutputEvent,
+    ResourceType,
     RunnerContext,
     RuntimeBusyError,
     RuntimeClosedError,
@@ -65,16 +74,31 @@ class ConversationAgent(Agent):
         ctx.send_event(OutputEvent(output={"reply": reply, "count": len(history)}))
 
 
+def journal_dir(agent: str) -> str | None:
+    """The journal directory of one agent's runtime (a runtime holds its journal alone)."""
+    root = os.environ.get("JOURNAL_DIR")
+    return str(Path(root) / agent) if root else None
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    env = AgentsExecutionEnvironment.get_execution_environment(
-        journal_dir=os.environ.get("JOURNAL_DIR") or None
-    )
     idle_timeout = float(os.environ.get("IDLE_TIMEOUT", "300"))
-    async with env.serve(
-        ConversationAgent(), max_pending=MAX_PENDING, idle_timeout=idle_timeout
-    ) as runtime:
-        app.state.runtime = runtime
+    options = {"max_pending": MAX_PENDING, "idle_timeout": idle_timeout}
+    async with AsyncExitStack() as stack:
+        env = AgentsExecutionEnvironment.get_execution_environment(
+            journal_dir=journal_dir("conversations")
+        )
+        app.state.runtime = await stack.enter_async_context(
+            env.serve(ConversationAgent(), **options)
+        )
+        model = stack.enter_context(chat_model())
+        support_env = AgentsExecutionEnvironment.get_execution_environment(
+            journal_dir=journal_dir("support")
+        )
+        support_env.add_resource("connection", ResourceType.CHAT_MODEL_CONNECTION, model.connection)
+        app.state.support = await stack.enter_async_context(
+            support_env.serve(SupportAgent(model), **options)
+        )
         yield
 
 
@@ -93,8 +117,7 @@ def _checked(body: Any) -> dict[str, str]:
     return {"message": message, "request_id": request_id}
 
 
-async def _run(request: Request, key: str, value: dict[str, Any]) -> list[Any]:
-    runtime = request.app.state.runtime
+async def _run(runtime: Any, key: str, value: dict[str, Any]) -> list[Any]:
     try:
         return await runtime.send(key, value, nowait=True)
     except RuntimeBusyError as error:
@@ -112,14 +135,25 @@ async def post_message(key: str, request: Request) -> JSONResponse:
     except ValueError:
         raise HTTPException(400, "the body is not valid JSON") from None
     value = _checked(body)
-    outputs = await _run(request, key, value)
+    outputs = await _run(request.app.state.runtime, key, value)
     return JSONResponse({"key": key, "outputs": outputs})
 
 
 @app.get("/agents/{key}")
 async def get_history(key: str, request: Request) -> JSONResponse:
-    outputs = await _run(request, key, {"read": True})
+    outputs = await _run(request.app.state.runtime, key, {"read": True})
     return JSONResponse({"key": key, "history": outputs[0]["history"]})
+
+
+@app.post("/support/{customer}")
+async def ask_support(customer: str, request: Request) -> JSONResponse:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise HTTPException(400, "the body is not valid JSON") from None
+    message = _checked(body)["message"]
+    [output] = await _run(request.app.state.support, customer, {"message": message})
+    return JSONResponse({"customer": customer, **output})
 
 
 @app.get("/health")
@@ -129,24 +163,49 @@ async def health(request: Request) -> JSONResponse:
 
 @app.get("/metrics")
 async def metrics(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(prometheus_text(request.app.state.runtime.metrics()))
+    snapshots = {
+        "conversations": request.app.state.runtime.metrics(),
+        "support": request.app.state.support.metrics(),
+    }
+    return PlainTextResponse(prometheus_text(snapshots))
 
 
-def prometheus_text(snapshot: dict[str, Any]) -> str:
-    """The built-in metrics in Prometheus exposition format (one family per metric name,
-    labelled by action for the per-action ones)."""
+def prometheus_text(snapshots: dict[str, dict[str, Any]]) -> str:
+    """The built-in metrics of each agent's runtime in Prometheus exposition format: one family
+    per metric name, labelled by agent, by action for the per-action ones, and by sub-group
+    (``model`` for token counts) where there is one."""
     families: dict[str, list[str]] = {}
     kinds: dict[str, str] = {}
-    for name, value in sorted(snapshot.items()):
-        if not isinstance(value, int | float):
-            continue
-        action, _, metric = name.rpartition(".")
-        family = "flink_agents_" + re.sub(r"(?<!^)(?=[A-Z])", "_", metric).lower()
-        kinds[family] = "gauge" if metric.endswith("PerSec") else "counter"
-        labels = f'{{action="{action}"}}' if action else ""
-        families.setdefault(family, []).append(f"{family}{labels} {value}")
+    for agent, snapshot in snapshots.items():
+        for name, value in sorted(snapshot.items()):
+            if not isinstance(value, int | float):
+                continue
+            *groups, metric = name.split(".")
+            family = "flink_agents_" + re.sub(r"(?<!^)(?=[A-Z])", "_", metric).lower()
+            kinds[family] = "gauge" if metric.endswith("PerSec") else "counter"
+            labels = {"agent": agent, **_group_labels(groups)}
+            text = ",".join(f'{label}="{_escaped(value)}"' for label, value in labels.items())
+            families.setdefault(family, []).append(f"{family}{{{text}}} {value}")
     lines = []
     for family, samples in families.items():
         lines.append(f"# TYPE {family} {kinds[family]}")
         lines.extend(samples)
     return "\n".join(lines) + "\n"
+
+
+def _group_labels(groups: list[str]) -> dict[str, str]:
+    """``action.model.gpt-4o`` → ``{"action": ..., "model": "gpt-4o"}``: the action's group,
+    then the key/value sub-groups under it."""
+    if not groups:
+        return {}
+    labels = {"action": groups[0]}
+    rest = groups[1:]
+    if len(rest) % 2:
+        labels["group"] = ".".join(rest)
+    else:
+        labels.update(zip(rest[::2], rest[1::2], strict=True))
+    return labels
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
