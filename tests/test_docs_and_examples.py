@@ -55,7 +55,11 @@ def test_quickstart_prints_each_keys_messages_in_order(tmp_path: Path) -> None:
             ["--requests", "300", "--http-requests", "64", "--memory-keys", "300"],
             "memory",
         ),
-        ("llm.py", ["--requests", "20", "--latency", "0.01", "--react-runs", "2"], "fan_out"),
+        (
+            "llm.py",
+            ["--requests", "20", "--latency", "0.01", "--rounds", "1", "--react-runs", "2"],
+            "fan_out",
+        ),
     ],
 )
 def test_benchmark_scripts_print_json(
