@@ -45,15 +45,14 @@ from ._common import (
     assistant_answer,
     call_function,
     call_provider_id,
-    describe,
     first_set,
     from_env,
     function_spec,
     missing_api_key,
     new_tool_call,
     parse_arguments,
+    read_stainless_failure,
     require_model,
-    service_message,
     tool_result_id,
     with_extra_body,
 )
@@ -130,23 +129,7 @@ class _ChatCompletionsConnection(ProviderChatModelConnection):
         return new_tool_call(function.name, arguments, call.id)
 
     def _read_failure(self, error: BaseException) -> ServiceFailure:
-        if isinstance(error, openai.APIStatusError):
-            message = service_message(error.body, error.message)
-            return ServiceFailure(
-                "status",
-                f"{type(error).__name__}: {message}",
-                status=error.status_code,
-                headers=error.response.headers,
-            )
-        if isinstance(error, openai.APITimeoutError):
-            return ServiceFailure("timeout", describe(error))
-        if isinstance(error, openai.APIConnectionError):
-            cause = f" ({describe(error.__cause__)})" if error.__cause__ is not None else ""
-            return ServiceFailure("connection", describe(error) + cause)
-        # The SDK lets the json module's error through for a body that is not JSON.
-        if isinstance(error, ValueError | openai.APIResponseValidationError):
-            return ServiceFailure("malformed", describe(error))
-        return ServiceFailure("other", describe(error))
+        return read_stainless_failure(error, openai)
 
 
 def openai_message(message: ChatMessage, connection: str) -> dict[str, Any]:
