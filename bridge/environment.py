@@ -8,7 +8,6 @@ submits the job, from a worker thread when awaited.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Callable, Coroutine, Hashable
@@ -33,6 +32,7 @@ from flink_agents_async.errors import (
     ExecutionError,
     InputError,
 )
+from flink_agents_async.runtime.awaiting import MustAwait, loop_is_running
 
 from .function import AgentProcessFunction
 from .settings import apply_defaults, check_importable
@@ -266,11 +266,9 @@ class FlinkExecutionEnvironment(AgentsExecutionEnvironment):
                 "to_table) first"
             )
         name = job_name or "flink-agents-async"
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if not loop_is_running():
             return self._run_job(name)
-        return anyio.to_thread.run_sync(self._run_job, name)
+        return MustAwait(anyio.to_thread.run_sync(self._run_job, name), "env.execute()")
 
     def _run_job(self, name: str) -> Any:
         try:

@@ -117,17 +117,31 @@ class Agent:
     def add_action(
         self,
         name: str,
-        trigger_conditions: list[type[Event] | str],
-        func: Callable[..., Any],
+        trigger_conditions: list[type[Event] | str] | None = None,
+        func: Callable[..., Any] | None = None,
+        *,
+        events: list[type[Event] | str] | None = None,
         **config: Any,
     ) -> Agent:
         """Add an action named ``name`` running ``func(event, ctx)`` on the given triggers.
 
-        Keyword arguments become the action's config (``ctx.get_action_config_value``).
+        The triggers are ``trigger_conditions`` (upstream's main branch) or ``events`` (its
+        0.2 and 0.3 releases), by keyword or by position; give one of them. Other keyword
+        arguments become the action's config (``ctx.get_action_config_value``).
         """
+        if trigger_conditions is not None and events is not None:
+            raise TypeError(
+                f"add_action({name!r}): give the triggers once, as trigger_conditions= or as "
+                "events= (its older name), not both"
+            )
+        triggers = trigger_conditions if trigger_conditions is not None else events
+        if triggers is None:
+            raise TypeError(f"add_action({name!r}): missing the triggers (trigger_conditions=)")
+        if func is None:
+            raise TypeError(f"add_action({name!r}): missing the action function (func=)")
         if name in self._actions:
             raise ValueError(f"Action {name} already defined")
-        self._actions[name] = (list(trigger_conditions), func, config or None)
+        self._actions[name] = (list(triggers), func, config or None)
         return self
 
     def add_resource(self, name: str, resource_type: ResourceType, instance: Any) -> Agent:

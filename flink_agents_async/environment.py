@@ -131,8 +131,9 @@ class AgentsExecutionEnvironment(ABC):
         )
 
     @abstractmethod
-    def execute(self) -> Any:
-        """Run everything to completion. Await it (``await env.execute()``)."""
+    def execute(self, job_name: str | None = None) -> Any:
+        """Run everything to completion: ``await env.execute()`` in async code, a plain call
+        (which blocks) where no event loop runs. ``job_name`` names the Flink job."""
 
     def serve(self, agent: Agent, **options: Any) -> Any:
         """A long-lived runtime for ``agent`` inside the caller's event loop:

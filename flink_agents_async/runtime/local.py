@@ -18,6 +18,7 @@ from ..config import KEYWORD_OPTIONS, Configuration, JournalOptions, keyword_set
 from ..environment import AgentBuilder, AgentsExecutionEnvironment
 from ..errors import ExecutionError
 from ..journal import Codec, Journal, JournalStore, MemoryJournalStore, SQLiteJournalStore
+from .awaiting import MustAwait, loop_is_running
 from .batch import feed_batch
 from .inputs import InputReader
 from .outputs import OutputHub, OutputStream
@@ -202,19 +203,19 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         self._builder = LocalAgentBuilder(self, source)
         return self._builder
 
-    def execute(self) -> Coroutine[Any, Any, None] | None:  # type: ignore[override]
+    def execute(self, job_name: str | None = None) -> Coroutine[Any, Any, None] | None:  # type: ignore[override]
         """Run every input to completion.
 
         ``await env.execute()`` in async code. Called without a running event loop (a plain
-        script), it runs one itself and returns when done. Raises ``ExecutionError`` listing
-        every failed run after all other inputs finished.
+        script), it runs one itself and returns when done; called inside one without
+        ``await``, nothing runs and a ``RuntimeWarning`` says so. Raises ``ExecutionError``
+        listing every failed run after all other inputs finished. ``job_name`` is accepted
+        as on Flink (it names nothing here).
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if not loop_is_running():
             asyncio.run(self._execute())
             return None
-        return self._execute()
+        return MustAwait(self._execute(), "env.execute()")
 
     async def _execute(self) -> None:
         if self._execute_called:
