@@ -91,8 +91,8 @@ def _convert(key: str, value: Any, target: type) -> Any:
         return target(value)
     except (TypeError, ValueError) as error:
         raise ConfigurationError(
-            f"configuration key {key!r} has value {value!r}, which is not a valid "
-            f"{target.__name__}: {error}"
+            f"Invalid value for {key}: {value} (configuration key {key!r} has value {value!r}, "
+            f"which is not a valid {target.__name__}: {error})"
         ) from error
 
 
@@ -102,13 +102,12 @@ class ReadableConfiguration:
     _data: dict[str, Any]
 
     def get(self, option: ConfigOption[T]) -> T | None:
-        """The value of ``option`` converted to its type, or its default."""
-        if option.get_key() in self._data:
-            return _convert(option.get_key(), self._data[option.get_key()], option.get_type())
-        return option.get_default_value()
+        """The value of ``option`` converted to its type, or its default (also for a key set
+        to ``None``, as upstream reads it)."""
+        return self._typed(option.get_key(), option.get_default_value(), option.get_type())
 
     def _typed(self, key: str, default: Any, target: type) -> Any:
-        if key not in self._data:
+        if self._data.get(key) is None:
             return default
         return _convert(key, self._data[key], target)
 

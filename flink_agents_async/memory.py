@@ -23,7 +23,7 @@ from ._guard import ensure_not_durable, running_durable_function
 if TYPE_CHECKING:
     from .context import RunnerContext
 
-__all__ = ["MemoryObject", "MemoryRef", "MemoryStore", "MemoryType"]
+__all__ = ["NESTED_OBJECT", "MemoryObject", "MemoryRef", "MemoryStore", "MemoryType"]
 
 
 class MemoryType(StrEnum):
@@ -85,6 +85,8 @@ _DELETED: Any = object()
 DELETED: Any = _DELETED
 """Marks a path removed in a delta returned by ``MemoryStore.commit`` (a value may be None)."""
 _ROOT = ""
+NESTED_OBJECT = "NestedObject"
+"""What ``get_fields()`` shows for a nested object, as upstream does in every release."""
 _SCALAR_TYPES = frozenset({type(None), bool, int, float, str, bytes})
 _CONTAINER_TYPES = (list, dict)
 _MAX_DEPTH = 100
@@ -131,19 +133,19 @@ def owned_copy(value: Any, path: str, _open: set[int] | None = None) -> Any:
         return value
     if value_type is not list and value_type is not dict:
         raise TypeError(
-            f"memory value at {path!r} has type {value_type.__module__}.{value_type.__qualname__}, "
-            f"which memory cannot hold: {_conversion_hint(value)}"
+            f"memory value at {path} has type {value_type.__module__}.{value_type.__qualname__}, "
+            f"which is not checkpoint-stable (memory cannot hold it): {_conversion_hint(value)}"
         )
     # The containers being copied above this one: meeting one again means a cycle.
     open_containers = _open if _open is not None else set()
     if id(value) in open_containers:
         raise TypeError(
-            f"memory value at {path!r} contains itself (a reference cycle), which memory cannot "
+            f"memory value at {path} contains itself (a reference cycle), which memory cannot "
             "hold: store a copy without the cycle"
         )
     if len(open_containers) >= _MAX_DEPTH:
         raise TypeError(
-            f"memory value at {path!r} is nested more than {_MAX_DEPTH} levels deep; flatten it"
+            f"memory value at {path} is nested more than {_MAX_DEPTH} levels deep; flatten it"
         )
     open_containers.add(id(value))
     try:
@@ -156,10 +158,11 @@ def owned_copy(value: Any, path: str, _open: set[int] | None = None) -> Any:
         for field, item in value.items():
             if type(field) is not str:
                 raise TypeError(
-                    f"memory value at {path!r} is a dict with a {type(field).__name__} key "
-                    f"{field!r}; memory dict keys must be str: convert the key with str(key)"
+                    f"memory value at {path} has a non-str key {field!r} "
+                    f"({type(field).__name__}); memory dict keys must be str: convert the key "
+                    "with str(key)"
                 )
-            copied[field] = owned_copy(item, f"{path}.{field}", open_containers)
+            copied[field] = owned_copy(item, f"{path}[{field!r}]", open_containers)
         return copied
     finally:
         open_containers.discard(id(value))
@@ -322,7 +325,7 @@ class MemoryStore:
         return _detached(entry) if type(entry) in _CONTAINER_TYPES else entry
 
     def set(self, path: str, value: Any) -> MemoryRef:
-        stored = value if type(value) in _SCALAR_TYPES else owned_copy(value, path)
+        stored = value if type(value) in _SCALAR_TYPES else owned_copy(value, repr(path))
         existing = self._present(path)
         if isinstance(existing, _ObjectNode):
             raise ValueError(
@@ -592,7 +595,15 @@ class MemoryObject:
         return self._store.children(self._prefix)
 
     def get_fields(self) -> dict[str, Any]:
-        """This object's direct fields: values, with nested objects as ``MemoryObject``."""
+        """This object's direct fields: their values, and for a nested object upstream's
+        marker ``"NestedObject"`` (read it with ``get(name)``; ``to_dict()`` copies it all)."""
+        return {
+            name: NESTED_OBJECT if isinstance(value, MemoryObject) else value
+            for name, value in self._children().items()
+        }
+
+    def _children(self) -> dict[str, Any]:
+        """The direct fields, nested objects as ``MemoryObject``."""
         self._check("reading memory")
         return {
             name: self._adopt(self._store.get(_join(self._prefix, name)))
@@ -608,7 +619,7 @@ class MemoryObject:
         """This object and everything below it as plain nested dicts (a detached copy)."""
         return {
             name: (value.to_dict() if isinstance(value, MemoryObject) else value)
-            for name, value in self.get_fields().items()
+            for name, value in self._children().items()
         }
 
     def __repr__(self) -> str:
