@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
@@ -68,6 +69,26 @@ def _is_row_type(value: Any) -> bool:
     return type(value).__name__ == "RowTypeInfo"
 
 
+_row_maker: Callable[[dict[str, Any]], Any] | None = None
+
+
+def use_row_maker(make_row: Callable[[dict[str, Any]], Any]) -> None:
+    """How answers to a ``RowTypeInfo`` schema become PyFlink ``Row``s: set by the Flink
+    bridge (``bridge.rows``), because the core never imports PyFlink."""
+    global _row_maker
+    _row_maker = make_row
+
+
+def _make_row(fields: dict[str, Any]) -> Any:
+    if _row_maker is None:
+        # Not a ValueError: that would re-ask the model about an answer that was fine.
+        raise RuntimeError(
+            "a RowTypeInfo output schema answers with PyFlink Rows, which the Flink bridge "
+            "builds: run on the Flink environment, or `import bridge.rows` first"
+        )
+    return _row_maker(fields)
+
+
 class StructuredOutput:
     """A resolved output schema: reads and validates answer text."""
 
@@ -96,13 +117,11 @@ class StructuredOutput:
         """The validated value in ``text``; ``ValueError`` saying what does not fit."""
         data = _json_in(text)
         if _is_row_type(self.schema):
-            from pyflink.common import Row
-
             names = list(self.schema.get_field_names())
             missing = [name for name in names if not isinstance(data, dict) or name not in data]
             if missing:
                 raise ValueError(f"the JSON lacks the fields {missing}")
-            return Row(**{name: data[name] for name in names})
+            return _make_row({name: data[name] for name in names})
         assert self._model is not None
         try:
             validated = self._model.model_validate(data)
