@@ -48,10 +48,10 @@ _LOCAL_ONLY = {"journal_dir", "durability"}
 class FlinkJobError(ExecutionError):
     """Raised by ``FlinkExecutionEnvironment.execute()`` when the Flink job failed.
 
-    An ``ExecutionError``, so code that runs agents on either host catches one type. Flink
-    reports the failure as Java exception text, so ``failures`` is empty: the message names the
-    failed run (key, action and cause) when an action's error failed the job, and the original
-    exception is ``__cause__``.
+    The job failed as a whole, so this is an ``ExecutionError`` (the local host re-raises an
+    action's own exception instead: it has the object, Flink only its Java text). ``failures``
+    is empty: the message names the failed run (key, action and cause) when an action's error
+    failed the job, and the original exception is ``__cause__``.
     """
 
     def __init__(self, job_name: str, reason: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .errors import AgentDefinitionError
+from .errors import AgentDefinitionError, TriggerError
 from .events import Event, OutputEvent
 from .llm.actions import BUILT_IN_ACTIONS
 from .llm.tools import FunctionTool
@@ -47,11 +47,14 @@ def action(*triggers: type[Event] | str) -> Callable[[Any], Any]:
 
     Each trigger is an ``Event`` subclass or an event-type string (``EventType.InputEvent``,
     ``"Step"``). The function takes ``(event, ctx)`` and may be ``def`` or ``async def``. It can
-    sit above or below ``@staticmethod``. Triggers are checked when the agent is applied.
+    sit above or below ``@staticmethod``. A missing or malformed trigger is a ``TypeError``
+    naming the function, raised when it is decorated.
     """
 
     def mark(member: Any) -> Any:
-        setattr(_unwrap(member), _TRIGGERS_ATTR, tuple(triggers))
+        target = _unwrap(member)
+        _check_triggers(getattr(target, "__qualname__", repr(target)), triggers)
+        setattr(target, _TRIGGERS_ATTR, tuple(triggers))
         return member
 
     return mark
@@ -211,7 +214,7 @@ def _check_signature(name: str, func: Callable[..., Any]) -> None:
 
 def _check_triggers(name: str, triggers: Any) -> tuple[str, ...]:
     if not isinstance(triggers, (list, tuple)) or not triggers:
-        raise AgentDefinitionError(
+        raise TriggerError(
             f"action {name!r} has no trigger: pass at least one Event subclass or event-type "
             "string, e.g. @action(InputEvent) or @action(EventType.InputEvent)"
         )
@@ -219,12 +222,12 @@ def _check_triggers(name: str, triggers: Any) -> tuple[str, ...]:
     for trigger in triggers:
         if isinstance(trigger, str):
             if not trigger.strip():
-                raise AgentDefinitionError(f"action {name!r} has an empty event-type string")
+                raise TriggerError(f"action {name!r} has an empty event-type string")
             type_strings.append(trigger)
         elif isinstance(trigger, type) and issubclass(trigger, Event) and trigger is not Event:
             type_strings.append(trigger.event_type())
         else:
-            raise AgentDefinitionError(
+            raise TriggerError(
                 f"action {name!r} has trigger {trigger!r}, which is neither an Event subclass nor "
                 "an event-type string"
             )

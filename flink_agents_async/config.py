@@ -7,27 +7,41 @@ YAML or set as strings are converted by the typed getters (``get_bool("false")``
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import structlog
+
 from .errors import ConfigurationError
 
 __all__ = [
     "KEYWORD_OPTIONS",
+    "OPTIONS_WITHOUT_EFFECT",
     "AgentConfigOptions",
     "AgentExecutionOptions",
+    "ConditionEvaluationFailureStrategy",
     "ConfigOption",
     "Configuration",
+    "ErrorHandlingStrategy",
+    "EventLogLevel",
     "JournalOptions",
+    "LoggerType",
+    "MemoryEventOptions",
     "ReadableConfiguration",
     "ShortTermMemoryOptions",
+    "ShortTermMemoryTtlUpdate",
+    "ShortTermMemoryTtlVisibility",
     "WritableConfiguration",
     "at_least",
     "keyword_settings",
     "load_agent_config_file",
+    "report_options_without_effect",
 ]
+
+logger = structlog.get_logger("flink_agents_async")
 
 T = TypeVar("T")
 
@@ -64,11 +78,28 @@ class ConfigOption(Generic[T]):
         return f"ConfigOption({self._key!r}, {self._type.__name__}, default={self._default!r})"
 
 
+def _enum_member(value: Any, target: type[enum.Enum]) -> enum.Enum:
+    """The member of ``target`` that ``value`` names: a member, or its value or name as text
+    (any case), as upstream accepts both the enums and their strings."""
+    if isinstance(value, target):
+        return value
+    text = str(value.value if isinstance(value, enum.Enum) else value).strip()
+    for member in target:
+        if text.lower() in (str(member.value).lower(), member.name.lower()):
+            return member
+    choices = ", ".join(str(member.value) for member in target)
+    raise ValueError(f"expected one of {choices}")
+
+
 def _convert(key: str, value: Any, target: type) -> Any:
     """Convert a stored value to ``target``, naming the key when that is impossible."""
     if value is None or target is object:
         return value
     try:
+        if issubclass(target, enum.Enum):
+            return _enum_member(value, target)
+        if isinstance(value, enum.Enum) and target is str:
+            return str(value.value)
         if target is bool:
             if isinstance(value, bool):
                 return value
@@ -220,13 +251,82 @@ def load_agent_config_file(path: str | Path) -> dict[str, Any]:
     return flat
 
 
+class ErrorHandlingStrategy(enum.Enum):
+    """What a failed run does (``error-handling-strategy``)."""
+
+    RETRY = "retry"
+    FAIL = "fail"
+    IGNORE = "ignore"
+
+
+class ShortTermMemoryTtlUpdate(enum.Enum):
+    """What refreshes a short-term memory value's TTL."""
+
+    ON_CREATE_AND_WRITE = "ON_CREATE_AND_WRITE"
+    ON_READ_AND_WRITE = "ON_READ_AND_WRITE"
+
+
+class ShortTermMemoryTtlVisibility(enum.Enum):
+    """Whether an expired short-term memory value may still be read. Here an expired value is
+    cleaned up when it is read, so both never return it."""
+
+    NEVER_RETURN_EXPIRED = "NEVER_RETURN_EXPIRED"
+    RETURN_EXPIRED_IF_NOT_CLEANED_UP = "RETURN_EXPIRED_IF_NOT_CLEANED_UP"
+
+
+class LoggerType(enum.Enum):
+    """Upstream's event logger types (accepted; this runtime logs through structlog)."""
+
+    SLF4J = "slf4j"
+    FILE = "file"
+
+
+class ConditionEvaluationFailureStrategy(enum.Enum):
+    """Upstream's handling of a failing trigger-condition expression (accepted; triggers are
+    event types here)."""
+
+    WARN_AND_SKIP = "WARN_AND_SKIP"
+    FAIL = "FAIL"
+
+
+class EventLogLevel(enum.Enum):
+    """Upstream's event-log detail (accepted; this runtime has no event log)."""
+
+    OFF = "OFF"
+    STANDARD = "STANDARD"
+    VERBOSE = "VERBOSE"
+
+
+class ShortTermMemoryOptions:
+    """Options of short-term memory (upstream's names)."""
+
+    STATE_TTL_MS = ConfigOption("short-term-memory.state-ttl.ms", int, 0)
+    """Milliseconds after which a short-term memory value expires; 0 keeps values forever."""
+
+    STATE_TTL_UPDATE_TYPE = ConfigOption(
+        "short-term-memory.state-ttl.update-type",
+        ShortTermMemoryTtlUpdate,
+        ShortTermMemoryTtlUpdate.ON_READ_AND_WRITE,
+    )
+    """What refreshes a value's TTL: ``ON_CREATE_AND_WRITE`` or ``ON_READ_AND_WRITE``."""
+
+    STATE_TTL_VISIBILITY = ConfigOption(
+        "short-term-memory.state-ttl.visibility",
+        ShortTermMemoryTtlVisibility,
+        ShortTermMemoryTtlVisibility.NEVER_RETURN_EXPIRED,
+    )
+    """Whether an expired value may be read: it never is here (see the enum)."""
+
+
 class AgentExecutionOptions:
     """Options that control how the runtime executes agents."""
 
     NUM_ASYNC_THREADS = ConfigOption("num-async-threads", int, 64)
     """Threads for sync functions passed to ``durable_execute_async``."""
 
-    ERROR_HANDLING_STRATEGY = ConfigOption("error-handling-strategy", str, "fail")
+    ERROR_HANDLING_STRATEGY = ConfigOption(
+        "error-handling-strategy", ErrorHandlingStrategy, ErrorHandlingStrategy.FAIL
+    )
     """What a failed run does: ``fail`` (reported by ``execute()``), ``retry`` or ``ignore``."""
 
     MAX_RETRIES = ConfigOption("max-retries", int, 3)
@@ -271,17 +371,30 @@ class AgentExecutionOptions:
     tasks are cancelled (0: no limit). A sync durable function in a thread cannot be
     interrupted: the run ends when it returns."""
 
+    SHORT_TERM_MEMORY_STATE_TTL_MS = ShortTermMemoryOptions.STATE_TTL_MS
+    """Upstream's name of ``ShortTermMemoryOptions.STATE_TTL_MS``."""
 
-class ShortTermMemoryOptions:
-    """Options of short-term memory (upstream's names)."""
+    SHORT_TERM_MEMORY_STATE_TTL_UPDATE_TYPE = ShortTermMemoryOptions.STATE_TTL_UPDATE_TYPE
+    """Upstream's name of ``ShortTermMemoryOptions.STATE_TTL_UPDATE_TYPE``."""
 
-    STATE_TTL_MS = ConfigOption("short-term-memory.state-ttl.ms", int, 0)
-    """Milliseconds after which a short-term memory value expires; 0 keeps values forever."""
+    SHORT_TERM_MEMORY_STATE_TTL_VISIBILITY = ShortTermMemoryOptions.STATE_TTL_VISIBILITY
+    """Upstream's name of ``ShortTermMemoryOptions.STATE_TTL_VISIBILITY``."""
 
-    STATE_TTL_UPDATE_TYPE = ConfigOption(
-        "short-term-memory.state-ttl.update-type", str, "ON_READ_AND_WRITE"
-    )
-    """What refreshes a value's TTL: ``ON_CREATE_AND_WRITE`` or ``ON_READ_AND_WRITE``."""
+    AGENT_RUN_BEGIN_EVENT = ConfigOption("agent-run.begin-event", bool, False)
+    """Upstream sends an event when a run begins; accepted, no effect here."""
+
+
+class MemoryEventOptions:
+    """Upstream's memory observation events (accepted, no effect here)."""
+
+    MEMORY_GENERATE_EVENT = ConfigOption("memory.generate-event", bool, None)
+    SHORT_TERM_WRITE = ConfigOption("memory.generate-event.short-term-write", bool, None)
+    SHORT_TERM_READ = ConfigOption("memory.generate-event.short-term-read", bool, None)
+    SENSORY_WRITE = ConfigOption("memory.generate-event.sensory-write", bool, None)
+    SENSORY_READ = ConfigOption("memory.generate-event.sensory-read", bool, None)
+    LONG_TERM_UPDATE = ConfigOption("memory.generate-event.long-term-update", bool, None)
+    LONG_TERM_GET = ConfigOption("memory.generate-event.long-term-get", bool, None)
+    LONG_TERM_SEARCH = ConfigOption("memory.generate-event.long-term-search", bool, None)
 
 
 class JournalOptions:
@@ -313,7 +426,106 @@ class JournalOptions:
 
 
 class AgentConfigOptions(AgentExecutionOptions, ShortTermMemoryOptions, JournalOptions):
-    """Every option the runtime reads (kept under upstream's class name)."""
+    """Every option the runtime reads, and every member of upstream's ``AgentConfigOptions``
+    under its key and default. Those that mean nothing on this runtime (an event logger, a
+    Kafka or Fluss action-state store) are accepted and logged once as having no effect."""
+
+    EVENT_LOGGER_TYPE = ConfigOption("eventLoggerType", LoggerType, LoggerType.SLF4J)
+    CONDITION_EVALUATION_FAILURE_STRATEGY = ConfigOption(
+        "action.trigger-condition.evaluate-failure-strategy",
+        ConditionEvaluationFailureStrategy,
+        ConditionEvaluationFailureStrategy.WARN_AND_SKIP,
+    )
+    BASE_LOG_DIR = ConfigOption("baseLogDir", str, None)
+    PRETTY_PRINT = ConfigOption("prettyPrint", bool, False)
+    ACTION_STATE_STORE_BACKEND = ConfigOption("actionStateStoreBackend", str, None)
+    KAFKA_BOOTSTRAP_SERVERS = ConfigOption("kafkaBootstrapServers", str, "localhost:9092")
+    KAFKA_ACTION_STATE_TOPIC = ConfigOption("kafkaActionStateTopic", str, None)
+    KAFKA_ACTION_STATE_TOPIC_NUM_PARTITIONS = ConfigOption(
+        "kafkaActionStateTopicNumPartitions", int, 64
+    )
+    KAFKA_ACTION_STATE_TOPIC_REPLICATION_FACTOR = ConfigOption(
+        "kafkaActionStateTopicReplicationFactor", int, 1
+    )
+    FLUSS_BOOTSTRAP_SERVERS = ConfigOption("flussBootstrapServers", str, "localhost:9123")
+    FLUSS_ACTION_STATE_DATABASE = ConfigOption("flussActionStateDatabase", str, "flink_agents")
+    FLUSS_ACTION_STATE_TABLE = ConfigOption("flussActionStateTable", str, None)
+    FLUSS_ACTION_STATE_TABLE_BUCKETS = ConfigOption("flussActionStateTableBuckets", int, 64)
+    FLUSS_SECURITY_PROTOCOL = ConfigOption("flussSecurityProtocol", str, "PLAINTEXT")
+    FLUSS_SASL_MECHANISM = ConfigOption("flussSaslMechanism", str, "PLAIN")
+    FLUSS_SASL_JAAS_CONFIG = ConfigOption("flussSaslJaasConfig", str, None)
+    FLUSS_SASL_USERNAME = ConfigOption("flussSaslUsername", str, None)
+    FLUSS_SASL_PASSWORD = ConfigOption("flussSaslPassword", str, None)
+    JOB_IDENTIFIER = ConfigOption("job-identifier", str, None)
+    EVENT_LOG_LEVEL = ConfigOption("event-log.level", EventLogLevel, EventLogLevel.STANDARD)
+    EVENT_LOG_TRACE_ENABLED = ConfigOption("event-log.trace.enabled", bool, False)
+    EVENT_LOG_MAX_STRING_LENGTH = ConfigOption("event-log.standard.max-string-length", int, 2000)
+    EVENT_LOG_MAX_ARRAY_ELEMENTS = ConfigOption("event-log.standard.max-array-elements", int, 20)
+    EVENT_LOG_MAX_DEPTH = ConfigOption("event-log.standard.max-depth", int, 5)
+    EVENT_LISTENERS = ConfigOption("event-listeners", list, None)
+
+
+_NO_EVENT_LOG = "this runtime logs runs through structlog and has no event log"
+_JOURNAL_IS_THE_STORE = "the journal is the action-state store here (set journal.dir)"
+
+# Upstream keys accepted without effect on this runtime, and why.
+OPTIONS_WITHOUT_EFFECT: dict[str, str] = {
+    AgentExecutionOptions.AGENT_RUN_BEGIN_EVENT.key: "no run-begin event is sent",
+    AgentConfigOptions.EVENT_LOGGER_TYPE.key: _NO_EVENT_LOG,
+    AgentConfigOptions.BASE_LOG_DIR.key: _NO_EVENT_LOG,
+    AgentConfigOptions.PRETTY_PRINT.key: _NO_EVENT_LOG,
+    AgentConfigOptions.EVENT_LOG_LEVEL.key: _NO_EVENT_LOG,
+    AgentConfigOptions.EVENT_LOG_TRACE_ENABLED.key: _NO_EVENT_LOG,
+    AgentConfigOptions.EVENT_LOG_MAX_STRING_LENGTH.key: _NO_EVENT_LOG,
+    AgentConfigOptions.EVENT_LOG_MAX_ARRAY_ELEMENTS.key: _NO_EVENT_LOG,
+    AgentConfigOptions.EVENT_LOG_MAX_DEPTH.key: _NO_EVENT_LOG,
+    AgentConfigOptions.EVENT_LISTENERS.key: "event listeners are not supported",
+    AgentConfigOptions.CONDITION_EVALUATION_FAILURE_STRATEGY.key: (
+        "triggers are event types here, never expressions that could fail"
+    ),
+    AgentConfigOptions.JOB_IDENTIFIER.key: "jobs are identified by their journal directory",
+    **{
+        option.key: _JOURNAL_IS_THE_STORE
+        for option in (
+            AgentConfigOptions.ACTION_STATE_STORE_BACKEND,
+            AgentConfigOptions.KAFKA_BOOTSTRAP_SERVERS,
+            AgentConfigOptions.KAFKA_ACTION_STATE_TOPIC,
+            AgentConfigOptions.KAFKA_ACTION_STATE_TOPIC_NUM_PARTITIONS,
+            AgentConfigOptions.KAFKA_ACTION_STATE_TOPIC_REPLICATION_FACTOR,
+            AgentConfigOptions.FLUSS_BOOTSTRAP_SERVERS,
+            AgentConfigOptions.FLUSS_ACTION_STATE_DATABASE,
+            AgentConfigOptions.FLUSS_ACTION_STATE_TABLE,
+            AgentConfigOptions.FLUSS_ACTION_STATE_TABLE_BUCKETS,
+            AgentConfigOptions.FLUSS_SECURITY_PROTOCOL,
+            AgentConfigOptions.FLUSS_SASL_MECHANISM,
+            AgentConfigOptions.FLUSS_SASL_JAAS_CONFIG,
+            AgentConfigOptions.FLUSS_SASL_USERNAME,
+            AgentConfigOptions.FLUSS_SASL_PASSWORD,
+        )
+    },
+    **{
+        value.key: "memory observation events are not sent"
+        for value in vars(MemoryEventOptions).values()
+        if isinstance(value, ConfigOption)
+    },
+}
+
+_reported_without_effect: set[str] = set()
+
+
+def report_options_without_effect(config: ReadableConfiguration) -> list[str]:
+    """Log (once per process and key) each key set in ``config`` that this runtime accepts
+    from upstream but does not act on; returns the keys set."""
+    keys = [key for key in OPTIONS_WITHOUT_EFFECT if config.contains(key)]
+    for key in keys:
+        if key not in _reported_without_effect:
+            _reported_without_effect.add(key)
+            logger.warning(
+                "configuration key has no effect on this runtime",
+                key=key,
+                reason=OPTIONS_WITHOUT_EFFECT[key],
+            )
+    return keys
 
 
 # Keyword arguments of get_execution_environment() and the configuration keys they set.

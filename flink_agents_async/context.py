@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._guard import ensure_not_durable, running_durable_function
-from .events import Event
+from .events import Event, mark_lineage
 
 if TYPE_CHECKING:
     from .agent import ActionSpec
@@ -186,12 +186,12 @@ class ActionContext(RunnerContext):
     events and durable calls raise ``ContextUsageError``.
     """
 
-    __slots__ = ("_action", "_event_type", "_run")
+    __slots__ = ("_action", "_event", "_run")
 
-    def __init__(self, run: Run, action: ActionSpec, event_type: str = "") -> None:
+    def __init__(self, run: Run, action: ActionSpec, event: Event) -> None:
         self._run = run
         self._action = action
-        self._event_type = event_type
+        self._event = event
 
     @property
     def key(self) -> Hashable:
@@ -205,6 +205,7 @@ class ActionContext(RunnerContext):
                 f"action {self._action.name!r}: send_event() takes an Event, got "
                 f"{type(event).__name__} {event!r}"
             )
+        mark_lineage(event, self._event.id, self._action.name)
         self._run.send(event)
 
     def get_resource(
@@ -263,7 +264,7 @@ class ActionContext(RunnerContext):
     ) -> Any:
         ensure_not_durable("durable_execute()")
         return self._run.durable_call(
-            func, args, kwargs, reconciler, self._action.name, self._event_type
+            func, args, kwargs, reconciler, self._action.name, self._event.type
         )
 
     def durable_execute_async(
@@ -275,7 +276,7 @@ class ActionContext(RunnerContext):
     ) -> Awaitable[Any]:
         ensure_not_durable("durable_execute_async()")
         return self._run.durable_call_async(
-            func, args, kwargs, reconciler, self._action.name, self._event_type
+            func, args, kwargs, reconciler, self._action.name, self._event.type
         )
 
     def execute_async(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:

@@ -20,6 +20,12 @@ class AgentDefinitionError(FlinkAgentsAsyncError, ValueError):
     """
 
 
+class TriggerError(AgentDefinitionError, TypeError):
+    """An action has no trigger, or one that is neither an ``Event`` subclass nor a non-empty
+    event-type string. Raised by ``@action`` when it decorates (a ``TypeError``, as upstream
+    raises), and by ``add_action``; names the action."""
+
+
 class InputError(FlinkAgentsAsyncError, ValueError):
     """An input item is malformed (not a dict, no value, unknown field). Names the index."""
 
@@ -58,7 +64,8 @@ class ActionFailedError(FlinkAgentsAsyncError):
 
     ``input_kept`` is True when the run could not be replayed (a divergence in strict mode, a
     journaled value this process cannot read): its input and its journaled calls are kept, and
-    the next start runs it again once the cause is fixed.
+    the next start runs it again once the cause is fixed. ``input_index`` is the position of
+    the run's input in its source (None until the runtime knows it).
     """
 
     def __init__(
@@ -70,6 +77,7 @@ class ActionFailedError(FlinkAgentsAsyncError):
         cause: BaseException,
         *,
         input_kept: bool = False,
+        input_index: int | None = None,
     ) -> None:
         self.key = key
         self.run = run
@@ -77,6 +85,7 @@ class ActionFailedError(FlinkAgentsAsyncError):
         self.event_type = event_type
         self.cause = cause
         self.input_kept = input_kept
+        self.input_index = input_index
         message = (
             f"run {run} of key {key!r} failed in action {action!r} "
             f"handling event type {event_type!r}: {type(cause).__name__}: {_text_of(cause)}"
@@ -99,10 +108,13 @@ def _text_of(error: BaseException) -> str:
 
 
 class ExecutionError(FlinkAgentsAsyncError):
-    """Raised by ``execute()`` once every key has finished, when one or more runs failed.
+    """A job failed as a whole, or a report of failed runs that has no original exception.
 
-    ``failures`` lists every failed run in the order they failed; the first one is chained as
-    ``__cause__`` so that its traceback is printed.
+    The local ``execute()`` raises the original exception of the earliest failed input instead
+    (see ``flink_agents_async.runtime.failures``); this is what a host raises when it only has
+    a report of the failures (a failed Flink job). ``failures`` lists the failed runs known
+    (``execution_failures`` too, as on the exceptions ``execute()`` re-raises); the first one
+    is chained as ``__cause__`` so that its traceback is printed.
     """
 
     def __init__(self, failures: Sequence[ActionFailedError], message: str | None = None) -> None:
@@ -116,6 +128,11 @@ class ExecutionError(FlinkAgentsAsyncError):
         super().__init__(message)
         if self.failures:
             self.__cause__ = self.failures[0]
+
+    @property
+    def execution_failures(self) -> list[ActionFailedError]:
+        """The same list as ``failures``, under the name re-raised action errors carry."""
+        return self.failures
 
 
 class NonDeterminismError(FlinkAgentsAsyncError):

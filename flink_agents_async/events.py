@@ -8,18 +8,40 @@ Two styles work side by side:
 
 An untyped event whose type string belongs to a typed class is turned into that class when it is
 sent, so an action declared with ``@action(Step)`` always receives a ``Step``.
+
+As upstream, every field of an event must serialise to JSON (PyFlink rows included, as
+``{"type": "Row", "values": [...], "fields": [...]}``): this is checked when the event is made
+(a pydantic ``ValidationError``) and when a field is assigned (a
+``PydanticSerializationError``, the event left as it was). The ``InputEvent`` the runtime
+makes for each input carries the input as it is, unchecked. When an action sends an event, the
+runtime records where it came from in ``upstream_event_id`` and ``upstream_action_name``.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import types
+import typing
+import warnings
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID, SafeUUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticSerializationError
 
+from . import rows
 from .llm.messages import ChatMessage
 
 __all__ = [
@@ -32,6 +54,7 @@ __all__ = [
     "ToolRequestEvent",
     "ToolResponseEvent",
     "event_type_of",
+    "mark_lineage",
     "typed_event_class",
 ]
 
@@ -71,6 +94,19 @@ def _class_type_string(name: str, namespace: dict[str, Any]) -> str:
     return f"{module}.{namespace.get('__qualname__', name)}"
 
 
+_CLOSED_TYPES = frozenset({str, int, float, bool, UUID, type(None)})
+
+
+def _closed(annotation: Any) -> bool:
+    """Whether a field of this annotation only holds values that serialise (pydantic has
+    validated them to these types)."""
+    if annotation in _CLOSED_TYPES:
+        return True
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and all(
+        member in _CLOSED_TYPES for member in typing.get_args(annotation)
+    )
+
+
 class _EventMeta(_ModelMetaclass):  # type: ignore[misc, valid-type]
     """Gives every typed subclass a ``type`` default equal to its type string.
 
@@ -87,23 +123,122 @@ class _EventMeta(_ModelMetaclass):  # type: ignore[misc, valid-type]
         cls = super().__new__(mcs, name, bases, namespace, **kwargs)
         if is_subclass:
             _TYPED_EVENTS[cls.model_fields["type"].default] = cls
+        # Fields whose type lets them hold anything: the only ones checked for serialising.
+        cls._OPEN_FIELDS = tuple(
+            name for name, field in cls.model_fields.items() if not _closed(field.annotation)
+        )
         return cls
+
+
+_LINEAGE = (
+    ("upstream_event_id", "upstreamEventId"),
+    ("upstream_action_name", "upstreamActionName"),
+)
+
+# Types whose values always serialise: an event holding only these is not serialised to check.
+_SERIALIZABLE = frozenset({str, int, float, bool, type(None), UUID})
+
+
+def _json_fallback(value: Any) -> Any:
+    """What pydantic cannot serialise itself: a PyFlink row as upstream writes it."""
+    if rows.is_row(value):
+        return rows.to_json(value)
+    raise PydanticSerializationError(f"Unable to serialize unknown type: {type(value)}")
 
 
 class Event(BaseModel, metaclass=_EventMeta):
     """An event. Subclass it with typed fields, or use it directly with ``type`` and
     ``attributes``.
 
-    Extra keyword fields are allowed and kept (``Event(type="x", note="hi").note``).
+    Extra keyword fields are allowed and kept (``Event(type="x", note="hi").note``); like every
+    field, they must serialise to JSON. ``id`` is fixed when the event is made (``id=None``
+    makes a fresh one). ``upstream_event_id`` and ``upstream_action_name`` (``upstreamEventId``
+    and ``upstreamActionName`` in JSON, left out when empty) name the event and action that
+    sent this one; the runtime fills them in.
     """
 
     model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
 
     EVENT_TYPE: ClassVar[str | None] = None
+    _OPEN_FIELDS: ClassVar[tuple[str, ...]] = ()
+    LEGACY_TYPE: ClassVar[str] = "flink_agents_async.events.Event"
+    """The type of an ``Event(...)`` made without one (0.2 style, deprecated)."""
 
-    id: UUID = Field(default_factory=new_event_id)
-    type: str
+    id: UUID = Field(default_factory=new_event_id, frozen=True)
+    type: str = LEGACY_TYPE
     attributes: dict[str, Any] = Field(default_factory=dict)
+    upstream_event_id: UUID | None = Field(
+        default=None, validation_alias=AliasChoices("upstream_event_id", "upstreamEventId")
+    )
+    upstream_action_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("upstream_action_name", "upstreamActionName")
+    )
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _fresh_id_for_none(cls, value: Any) -> Any:
+        return new_event_id() if value is None else value
+
+    @model_validator(mode="after")
+    def _check_serializable(self) -> Self:
+        if not _surely_serializable(self):
+            self.model_dump_json()  # raises PydanticSerializationError, a ValueError
+        if type(self) is Event and "type" not in self.__pydantic_fields_set__:
+            # Upstream 0.2 events had no type field: route them by their class, and say so.
+            warnings.warn(
+                "an Event without a type is the 0.2 style and is routed as "
+                f'{Event.LEGACY_TYPE!r}: pass type="..." (or subclass Event)',
+                DeprecationWarning,
+                stacklevel=3,  # the Event(...) call (via BaseModel.__init__)
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _lineage_by_upstream_names(self, handler: SerializerFunctionWrapHandler) -> Any:
+        serialized = handler(self)
+        if isinstance(serialized, dict):
+            for name, alias in _LINEAGE:
+                value = serialized.pop(name, None)
+                if value is not None:
+                    serialized[alias] = value
+        return serialized
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """JSON of the event; a PyFlink row becomes ``{"type": "Row", "values": [...]}`` (with
+        ``"fields"`` when it has names), unless a ``fallback`` of your own is given."""
+        kwargs.setdefault("fallback", _json_fallback)
+        return super().model_dump_json(**kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if type(value) in _SERIALIZABLE:
+            super().__setattr__(name, value)
+            return
+        extra = self.__pydantic_extra__
+        was_field = name in self.__dict__
+        missing = object()
+        old = self.__dict__.get(name, missing) if was_field else extra.get(name, missing)
+        super().__setattr__(name, value)
+        try:
+            self.model_dump_json()
+        except PydanticSerializationError:
+            if was_field:
+                self.__dict__[name] = old
+            elif old is missing:
+                extra.pop(name, None)
+            else:
+                extra[name] = old
+            raise
+
+    def reconstruct_from(self, source: Event) -> Self:
+        """A copy of this event that is the same occurrence as ``source``: its id and lineage
+        (upstream's idiom for a typed view in ``from_event``)."""
+        return self.model_copy(
+            update={
+                "id": source.id,
+                "upstream_event_id": source.upstream_event_id,
+                "upstream_action_name": source.upstream_action_name,
+            }
+        )
 
     @classmethod
     def event_type(cls) -> str:
@@ -132,26 +267,79 @@ class Event(BaseModel, metaclass=_EventMeta):
     @classmethod
     def from_event(cls, event: Event) -> Event:
         """This class's view of ``event``: itself if it already is one, else rebuilt from the
-        event's fields and attributes."""
+        event's fields and attributes (the same occurrence: id and lineage kept)."""
         if isinstance(event, cls):
             return event
-        data = event.model_dump(exclude={"type"})
-        data.update(data.pop("attributes", {}))
-        data["id"] = event.id
-        if cls is not Event:
-            data["type"] = cls.event_type()
+        if cls is Event:
+            data: dict[str, Any] = {"type": event.type, "attributes": dict(event.attributes)}
         else:
-            data = {"id": event.id, "type": event.type, "attributes": dict(event.attributes)}
-        return cls.model_validate(data)
+            data = event.model_dump(exclude={"type", "id", *dict(_LINEAGE)})
+            data.update(data.pop("attributes", {}))
+            data["type"] = cls.event_type()
+        return cls.model_validate(data).reconstruct_from(event)
 
     @classmethod
     def from_json(cls, json_str: str | bytes) -> Event:
-        """Rebuild an event from ``model_dump_json()`` output, as its typed class if known."""
+        """Rebuild an event from ``model_dump_json()`` output, as its typed class if known
+        (PyFlink rows come back as rows)."""
         data = json.loads(json_str)
         if not isinstance(data, dict) or not data.get("type"):
             raise ValueError("Event JSON must be an object with a non-empty 'type' field")
         target = _TYPED_EVENTS.get(data["type"], cls) if cls is Event else cls
-        return target.model_validate(data)
+        return target.model_validate({name: rows.from_json(value) for name, value in data.items()})
+
+
+def _surely_serializable(event: Event) -> bool:
+    """Whether every field that may hold anything holds plain data (scalars, and small lists
+    and dicts of them with string keys): the common case, decided without serialising."""
+    serializable = _SERIALIZABLE
+    budget: list[int] | None = None
+    fields = event.__dict__
+    extra = event.__pydantic_extra__
+    values = [fields[name] for name in type(event)._OPEN_FIELDS]
+    if extra:
+        values.extend(extra.values())
+    for value in values:
+        if type(value) in serializable or (type(value) is dict and not value):
+            continue
+        if budget is None:
+            budget = [_PLAIN_BUDGET]
+        if not _plain(value, budget):
+            return False
+    return True
+
+
+# Values (scalars, list items, dict entries) one event may hold and still be judged plain
+# without serialising: beyond that, one JSON serialisation is the cheaper check.
+_PLAIN_BUDGET = 64
+
+
+def _plain(value: Any, budget: list[int]) -> bool:
+    value_type = type(value)
+    if value_type in _SERIALIZABLE:
+        return True
+    if value_type is dict:
+        budget[0] -= len(value)
+        if budget[0] < 0:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or not _plain(item, budget):
+                return False
+        return True
+    if value_type is list:
+        budget[0] -= len(value)
+        if budget[0] < 0:
+            return False
+        return all(_plain(item, budget) for item in value)
+    return False
+
+
+def mark_lineage(event: Event, upstream_event_id: UUID, action_name: str) -> None:
+    """Record that the action ``action_name``, handling event ``upstream_event_id``, sent
+    ``event`` (written directly: both are plain values the runtime owns)."""
+    fields = event.__dict__
+    fields["upstream_event_id"] = upstream_event_id
+    fields["upstream_action_name"] = action_name
 
 
 def typed_event_class(type_string: str) -> type[Event] | None:
@@ -180,7 +368,14 @@ def _assembled_input_event(value: Any) -> InputEvent:
     _set_slot(
         event,
         "__dict__",
-        {"id": new_event_id(), "type": InputEvent.EVENT_TYPE, "attributes": {}, "input": value},
+        {
+            "id": new_event_id(),
+            "type": InputEvent.EVENT_TYPE,
+            "attributes": {},
+            "upstream_event_id": None,
+            "upstream_action_name": None,
+            "input": value,
+        },
     )
     _set_slot(event, "__pydantic_fields_set__", {"input"})
     _set_slot(event, "__pydantic_extra__", {})
@@ -189,13 +384,14 @@ def _assembled_input_event(value: Any) -> InputEvent:
 
 
 def _validated_input_event(value: Any) -> InputEvent:
-    return InputEvent(input=value)
+    return InputEvent.model_construct(input=value)
 
 
 def _input_event_factory() -> Callable[[Any], InputEvent]:
-    """Every run starts with an ``InputEvent``, and validating one costs twice as much as
-    assembling it, as ``input`` takes any value. The assembled event is used only if it comes
-    out exactly as the validated one with this pydantic version; otherwise, validate."""
+    """Every run starts with an ``InputEvent``, and constructing one through pydantic costs
+    twice as much as assembling it, as ``input`` takes any value (unchecked: the input is the
+    user's, as it came). The assembled event is used only if it comes out exactly as the
+    constructed one with this pydantic version; otherwise, construct."""
     try:
         value = object()
         assembled, validated = _assembled_input_event(value), _validated_input_event(value)
@@ -254,6 +450,15 @@ class ChatRequestEvent(_PositionalEvent):
     @classmethod
     def _no_args(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_serializer("output_schema", when_used="json")
+    def _schema_as_json(self, schema: Any) -> Any:
+        # A model class or a PyFlink RowTypeInfo: its JSON schema, or how it prints.
+        if schema is None or isinstance(schema, dict | str):
+            return schema
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            return schema.model_json_schema()
+        return str(schema)
 
 
 class ChatResponseEvent(_PositionalEvent):

@@ -12,7 +12,6 @@ from flink_agents_async import (
     AgentsExecutionEnvironment,
     Event,
     EventType,
-    ExecutionError,
     FunctionTool,
     InputEvent,
     OutputEvent,
@@ -21,6 +20,7 @@ from flink_agents_async import (
     ResourceNotFoundError,
     ResourceType,
     RunnerContext,
+    TriggerError,
     action,
     chat_model_connection,
     chat_model_setup,
@@ -200,15 +200,14 @@ def test_defaulted_extra_parameter_is_accepted() -> None:
     apply(Agent().add_action("ok", [InputEvent], with_default))
 
 
-def test_decorated_action_without_trigger_fails_at_apply() -> None:
-    class NoTrigger(Agent):
-        @action()
-        @staticmethod
-        def untriggered_action(event: Event, ctx: RunnerContext) -> None:
-            return None
+def test_decorated_action_without_trigger_fails_when_decorated() -> None:
+    with pytest.raises(TriggerError, match="untriggered_action"):
 
-    with pytest.raises(AgentDefinitionError, match="untriggered_action"):
-        apply(NoTrigger())
+        class NoTrigger(Agent):
+            @action()
+            @staticmethod
+            def untriggered_action(event: Event, ctx: RunnerContext) -> None:
+                return None
 
 
 def test_added_action_without_trigger_fails_at_apply() -> None:
@@ -217,35 +216,24 @@ def test_added_action_without_trigger_fails_at_apply() -> None:
         apply(agent)
 
 
-@pytest.mark.parametrize("trigger", [int, 42, Event, None, object()], ids=repr)
-def test_decorated_bad_trigger_fails_at_apply(trigger: Any) -> None:
-    class BadTrigger(Agent):
-        @action(trigger)
-        @staticmethod
-        def wrongly_triggered(event: Event, ctx: RunnerContext) -> None:
-            return None
+@pytest.mark.parametrize("trigger", [int, 42, Event, None, object(), ""], ids=repr)
+def test_decorated_bad_trigger_fails_when_decorated(trigger: Any) -> None:
+    with pytest.raises(TriggerError, match="wrongly_triggered") as caught:
 
-    with pytest.raises(AgentDefinitionError, match="wrongly_triggered"):
-        apply(BadTrigger())
+        class BadTrigger(Agent):
+            @action(trigger)
+            @staticmethod
+            def wrongly_triggered(event: Event, ctx: RunnerContext) -> None:
+                return None
+
+    assert isinstance(caught.value, TypeError) and isinstance(caught.value, AgentDefinitionError)
 
 
 @pytest.mark.parametrize("trigger", [int, 42, Event, "", "  "], ids=repr)
 def test_added_bad_trigger_fails_at_apply(trigger: Any) -> None:
     agent = Agent().add_action("added_bad", [InputEvent, trigger], lambda event, ctx: None)
-    with pytest.raises(AgentDefinitionError, match="added_bad"):
+    with pytest.raises(TriggerError, match="added_bad"):
         apply(agent)
-
-
-def test_decorator_does_not_validate_eagerly() -> None:
-    # Marking is lazy: defining the class works, apply() is what fails.
-    class Lazy(Agent):
-        @action(42)  # type: ignore[arg-type]
-        @staticmethod
-        def lazy_action(event: Event, ctx: RunnerContext) -> None:
-            return None
-
-    with pytest.raises(AgentDefinitionError, match="lazy_action"):
-        apply(Lazy())
 
 
 def test_non_callable_added_action_fails_at_apply() -> None:
@@ -611,8 +599,9 @@ async def test_resource_is_closed_when_a_run_fails() -> None:
             ctx.get_resource("conn", ResourceType.CHAT_MODEL_CONNECTION)
             raise RuntimeError("boom")
 
-    with pytest.raises(ExecutionError):
+    with pytest.raises(RuntimeError, match="boom") as caught:
         await run_agent(Fails())
+    assert [failure.action for failure in caught.value.execution_failures] == ["use"]
     assert Counted.opened == 1
     assert Counted.closed == 1
 

@@ -15,6 +15,7 @@ from flink_agents_async import (
     ConfigOption,
     Configuration,
     ConfigurationError,
+    ErrorHandlingStrategy,
     InputEvent,
     OutputEvent,
     RunnerContext,
@@ -297,7 +298,9 @@ def test_config_set_option() -> None:
 def test_builtin_options() -> None:
     assert AgentExecutionOptions.NUM_ASYNC_THREADS.get_key() == "num-async-threads"
     assert AgentExecutionOptions.NUM_ASYNC_THREADS.get_default_value() == 64
-    assert AgentExecutionOptions.ERROR_HANDLING_STRATEGY.get_default_value() == "fail"
+    assert AgentExecutionOptions.ERROR_HANDLING_STRATEGY.get_default_value() is (
+        ErrorHandlingStrategy.FAIL
+    )
     assert AgentConfigOptions.MAX_RETRIES.get_type() is int
     env = AgentsExecutionEnvironment.get_execution_environment(num_async_threads=3)
     assert env.get_config().get(AgentExecutionOptions.NUM_ASYNC_THREADS) == 3

@@ -13,7 +13,6 @@ from flink_agents_async import (
     AgentsExecutionEnvironment,
     DurableContextError,
     Event,
-    ExecutionError,
     InputEvent,
     OutputEvent,
     RunnerContext,
@@ -29,14 +28,16 @@ async def outputs_of(agent: Agent, inputs: list[dict[str, Any]], **kwargs: Any) 
     return [value for entry in outputs for value in entry.values()]
 
 
-async def failure_cause(agent: Agent) -> BaseException:
+async def failure_cause(agent: Agent, raised: type[BaseException]) -> BaseException:
+    """What ``execute()`` raised (of type ``raised``): the cause of the run's only failure."""
     env = AgentsExecutionEnvironment.get_execution_environment()
     env.from_list([{"key": "a", "value": 1}]).apply(agent)
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(raised) as caught:
         await asyncio.wait_for(env.execute(), GUARD_TIMEOUT)
-    cause = caught.value.failures[0].__cause__
-    assert cause is not None
-    return cause
+    (failure,) = caught.value.execution_failures
+    assert (failure.key, failure.action) == ("a", "act")
+    assert failure.cause is caught.value and failure.__cause__ is caught.value
+    return caught.value
 
 
 def single_action_agent(body: Any) -> Agent:
@@ -119,8 +120,7 @@ async def test_sync_durable_execute_of_an_async_function_explains_the_fix() -> N
     def act(event: InputEvent, ctx: RunnerContext) -> None:
         ctx.durable_execute(remote)
 
-    cause = await failure_cause(single_action_agent(act))
-    assert isinstance(cause, TypeError)
+    cause = await failure_cause(single_action_agent(act), TypeError)
     assert "durable_execute_async" in str(cause) and "remote" in str(cause)
 
 
@@ -185,8 +185,7 @@ async def test_bad_reconciler_is_refused_at_the_call(reconciler: Any, message: s
     def act(event: InputEvent, ctx: RunnerContext) -> None:
         ctx.durable_execute(effect, reconciler=reconciler)
 
-    cause = await failure_cause(single_action_agent(act))
-    assert isinstance(cause, TypeError)
+    cause = await failure_cause(single_action_agent(act), TypeError)
     assert message in str(cause) and "effect" in str(cause)
     assert called == []
 
@@ -195,5 +194,5 @@ async def test_non_callable_function_is_refused() -> None:
     def act(event: InputEvent, ctx: RunnerContext) -> None:
         ctx.durable_execute_async(42)
 
-    cause = await failure_cause(single_action_agent(act))
-    assert isinstance(cause, TypeError) and "42" in str(cause)
+    cause = await failure_cause(single_action_agent(act), TypeError)
+    assert "42" in str(cause)

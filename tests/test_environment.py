@@ -18,7 +18,6 @@ from flink_agents_async import (
     ConfigurationError,
     Event,
     EventType,
-    ExecutionError,
     InputError,
     InputEvent,
     OutputEvent,
@@ -256,15 +255,18 @@ async def test_outputs_iterated_alone_drives_the_execution() -> None:
     assert calls == [("a", 1), ("b", 2), ("a", 3)]
 
 
-async def test_outputs_iterated_alone_raises_execution_error_after_last_output() -> None:
+async def test_outputs_iterated_alone_raises_the_failure_after_last_output() -> None:
     env = AgentsExecutionEnvironment.get_execution_environment()
     inputs = [{"key": "a", "value": 1}, {"key": "b", "value": "bad"}, {"key": "c", "value": 3}]
     builder = env.from_list(inputs).apply(failing_agent({"bad"}))
     received: list[tuple[Any, Any]] = []
-    with pytest.raises(ExecutionError):
+    with pytest.raises(ValueError, match="boom for bad") as caught:
         async for pair in builder.outputs():
             received.append(pair)
     assert received == [("a", 1), ("c", 3)]
+    (failure,) = caught.value.execution_failures
+    assert (failure.key, failure.input_index, failure.cause) == ("b", 1, caught.value)
+    assert env.failures == [failure]  # type: ignore[attr-defined]
 
 
 async def test_outputs_concurrently_with_execute_in_a_task_group() -> None:
@@ -403,16 +405,17 @@ def test_execute_from_sync_code_runs_to_completion() -> None:
     assert calls == [("a", 1), ("b", 2)]
 
 
-def test_execute_from_sync_code_raises_execution_error() -> None:
+def test_execute_from_sync_code_raises_the_failure() -> None:
     env = AgentsExecutionEnvironment.get_execution_environment()
     outputs = (
         env.from_list([{"key": "a", "value": "bad"}, {"key": "b", "value": 2}])
         .apply(failing_agent({"bad"}))
         .to_list()
     )
-    with pytest.raises(ExecutionError):
+    with pytest.raises(ValueError, match="boom for bad") as caught:
         env.execute()
     assert outputs == [{"b": 2}]
+    assert [failure.key for failure in caught.value.execution_failures] == ["a"]
 
 
 def test_second_execute_from_sync_code_raises() -> None:
@@ -537,7 +540,7 @@ async def test_unknown_extra_fields_ignored_with_one_warning() -> None:
 # -- failures -----------------------------------------------------------------------------------
 
 
-async def test_execution_error_lists_every_failed_run() -> None:
+async def test_execute_raises_the_earliest_failure_listing_every_failed_run() -> None:
     env = AgentsExecutionEnvironment.get_execution_environment()
     inputs = [
         {"key": "bad-one", "value": "bad1"},
@@ -547,28 +550,29 @@ async def test_execution_error_lists_every_failed_run() -> None:
     ]
     calls: list[Any] = []
     outputs = env.from_list(inputs).apply(failing_agent({"bad1", "bad2"}, calls)).to_list()
-    with pytest.raises(ExecutionError) as info:
+    with pytest.raises(ValueError) as info:
         await env.execute()
+    # The original exception of the earliest failed input, not a wrapper.
     error = info.value
-    assert len(error.failures) == 2
-    assert all(isinstance(failure, ActionFailedError) for failure in error.failures)
-    assert {failure.key for failure in error.failures} == {"bad-one", "bad-two"}
-    message = str(error)
-    assert "bad-one" in message and "bad-two" in message
-    assert "process" in message
-    assert EventType.InputEvent in message
-    for failure in error.failures:
+    assert type(error) is ValueError and str(error) == "boom for bad1"
+    failures = error.execution_failures
+    assert len(failures) == 2
+    assert all(isinstance(failure, ActionFailedError) for failure in failures)
+    assert [failure.key for failure in failures] == ["bad-one", "bad-two"]  # input order
+    assert [failure.input_index for failure in failures] == [0, 2]
+    assert env.failures == failures  # type: ignore[attr-defined]
+    notes = "\n".join(error.__notes__)
+    assert "bad-one" in notes and "bad-two" in notes
+    assert "'process'" in notes
+    assert EventType.InputEvent in notes
+    assert "ValueError: boom for bad2" in notes  # the other failure, with its cause
+    for failure in failures:
         assert failure.action == "process"
         assert failure.event_type == EventType.InputEvent
         assert isinstance(failure.cause, ValueError)
-    # The chain of causes leads to the original exception.
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and len(chain) < 10:
-        chain.append(current)
-        current = current.__cause__
-    originals = [exc for exc in chain if isinstance(exc, ValueError) and "boom" in str(exc)]
-    assert originals and originals[0] is error.failures[0].cause
+        assert failure.__cause__ is failure.cause
+    assert failures[0].cause is error
+    assert str(failures[1].cause) == "boom for bad2"
     # Other keys are unaffected and every input ran.
     assert outputs == [{"good": "ok"}, {"good": "ok again"}]
     assert sorted(calls) == sorted(["bad1", "ok", "bad2", "ok again"])
@@ -586,8 +590,9 @@ async def test_failed_run_memory_is_rolled_back_under_fail_strategy() -> None:
     env = AgentsExecutionEnvironment.get_execution_environment()
     inputs = [{"key": "a", "value": "x"}, {"key": "a", "value": "bad"}, {"key": "a", "value": "y"}]
     outputs = env.from_list(inputs).apply(agent).to_list()
-    with pytest.raises(ExecutionError):
+    with pytest.raises(ValueError, match="boom") as caught:
         await env.execute()
+    assert [failure.run for failure in caught.value.execution_failures] == [2]
     assert outputs == [{"a": 1}, {"a": 2}]
 
 
@@ -609,14 +614,14 @@ async def test_failure_in_a_later_action_discards_earlier_outputs_of_the_run() -
     outputs = (
         env.from_list([{"key": "a", "value": -1}, {"key": "b", "value": 1}]).apply(agent).to_list()
     )
-    with pytest.raises(ExecutionError) as info:
+    with pytest.raises(ValueError, match="negative") as info:
         await env.execute()
     assert outputs == [{"b": "early"}, {"b": 1}]
-    (failure,) = info.value.failures
+    (failure,) = info.value.execution_failures
     assert failure.key == "a"
     assert failure.action == "second"
     assert failure.event_type == Step(n=0).type
-    assert failure.event_type in str(info.value)
+    assert failure.event_type in info.value.__notes__[0]
 
 
 async def test_ignore_strategy_skips_failed_runs() -> None:
@@ -691,12 +696,12 @@ async def test_retry_strategy_gives_up_after_max_retries() -> None:
         .apply(_flaky_agent(attempts, 2))
         .to_list()
     )
-    with pytest.raises(ExecutionError) as info:
+    with pytest.raises(RuntimeError, match="attempt 2 fails") as info:
         await env.execute()
-    (failure,) = info.value.failures
+    (failure,) = info.value.execution_failures
     assert failure.key == "a"
     assert failure.action == "flaky"
-    assert isinstance(failure.cause, RuntimeError)
+    assert failure.cause is info.value
     assert attempts[:2] == [5, 5]  # one try plus one retry
     assert attempts.count(5) == 2
     assert outputs == [{"b": {"count": 1, "value": 6}}]

@@ -155,11 +155,13 @@ def test_untyped_event() -> None:
     assert type(event) is Event
 
 
-def test_event_without_type_fails_validation() -> None:
-    with pytest.raises(pydantic.ValidationError):
-        Event()  # type: ignore[call-arg]
-    with pytest.raises(pydantic.ValidationError):
-        Event(attributes={"n": 1})  # type: ignore[call-arg]
+def test_an_event_without_type_is_the_deprecated_0_2_style() -> None:
+    with pytest.warns(DeprecationWarning, match=r"0\.2 style.*pass type=") as warned:
+        bare = Event()  # type: ignore[call-arg]
+        with_fields = Event(a=1, attributes={"n": 1})  # type: ignore[call-arg]
+    assert bare.type == with_fields.type == Event.LEGACY_TYPE
+    assert with_fields.a == 1 and with_fields.get_attr("n") == 1  # type: ignore[attr-defined]
+    assert all(warning.filename == __file__ for warning in warned)  # blames the caller
 
 
 def test_extra_fields_are_allowed_and_kept() -> None:

@@ -24,7 +24,6 @@ from flink_agents_async import (
     ActionFailedError,
     Agent,
     AgentsExecutionEnvironment,
-    ExecutionError,
     InputEvent,
     JournalError,
     JournalLockedError,
@@ -357,12 +356,13 @@ async def test_a_record_over_the_limit_fails_its_run_and_the_journal_goes_on(
     )
     items = [{"key": "a", "value": 10}, {"key": "big", "value": 300_000}, {"key": "a", "value": 20}]
     outputs = env.from_list(items).apply(agent).to_list()
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(JournalEncodeError, match=r"journal\.max-record-bytes") as caught:
         await asyncio.wait_for(env.execute(), GUARD_TIMEOUT)
     assert outputs == [{"a": 10}, {"a": 20}]
-    (failure,) = caught.value.failures
-    assert failure.key == "big" and isinstance(failure.cause, JournalEncodeError)
+    (failure,) = caught.value.execution_failures
+    assert failure.key == "big" and failure.cause is caught.value
     assert "100,000" in str(failure.cause) and "journal.max-record-bytes" in str(failure.cause)
+    assert "input 1, run 1 of key 'big' failed in action 'act'" in caught.value.__notes__[0]
     assert await run_batch(tmp_path / "next", [{"key": "a", "value": 1}]) == [{"a": 1}]
     assert [row[0] for row in read_journal(tmp_path).failures] == [1]
 

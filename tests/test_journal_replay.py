@@ -13,7 +13,6 @@ from structlog.testing import capture_logs
 
 from flink_agents_async import (
     Agent,
-    ExecutionError,
     InputEvent,
     NonDeterminismError,
     OutputEvent,
@@ -225,13 +224,14 @@ async def test_strict_divergence_raises_non_determinism_error(kind: str, tmp_pat
         store(), diverging_agent(calls, original), [{"key": "k", "value": 1}], calls.crashed
     )
     calls.crash_at = None
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(NonDeterminismError) as caught:
         await run_job(
             store(), diverging_agent(calls, changed), [{"key": "k", "value": 1}],
             divergence="strict",
         )  # fmt: skip
-    error = caught.value.failures[0].cause
-    assert isinstance(error, NonDeterminismError)
+    error = caught.value
+    (failure,) = error.execution_failures
+    assert failure.cause is error and failure.input_kept
     assert error.diff["slot"] == 0 and error.diff["key"] == "k" and error.diff["action"] == "act"
     assert error.diff["expected"]["function"].endswith("original")
     assert error.diff["actual"]["function"].endswith("changed")

@@ -14,7 +14,6 @@ import pytest
 from flink_agents_async import (
     Agent,
     AgentsExecutionEnvironment,
-    ExecutionError,
     InputEvent,
     JournalError,
     OutputEvent,
@@ -169,17 +168,38 @@ async def test_a_failed_run_is_not_rerun_and_still_reported(tmp_path: Path) -> N
 
     agent = Agent().add_action("act", [InputEvent], act)
     items = [{"key": "a", "value": n} for n in range(4)]
-    for _ in range(2):
+    # the first start raises the action's own error, the next one the failure it journaled,
+    # rebuilt as its class (loaded here) without running its __init__
+    for raised in (ValueError, ValueError):
         env = AgentsExecutionEnvironment.get_execution_environment(journal_dir=tmp_path)
         outputs = env.from_list(items).apply(agent).to_list()
-        with pytest.raises(ExecutionError) as caught:
+        with pytest.raises(raised, match="bad input 2") as caught:
             await env.execute()
+        assert type(caught.value) is raised
         assert outputs == [{"a": 0}, {"a": 1}, {"a": 3}]
+        (failure,) = caught.value.execution_failures
+        assert failure.cause is caught.value
+        assert (failure.key, failure.run, failure.action, failure.input_index) == ("a", 3, "act", 2)
+        assert "input 2, run 3 of key 'a' failed in action 'act'" in caught.value.__notes__[0]
     assert attempts == {0: 1, 1: 1, 2: 1, 3: 1}
-    (failure,) = caught.value.failures
-    assert (failure.key, failure.action) == ("a", "act")
-    assert isinstance(failure.cause, ReplayedError)
-    assert "bad input 2" in str(failure.cause) and "ValueError" in str(failure.cause)
+    assert failure.cause.args == ("bad input 2",)
+
+
+class Outer:
+    class NestedError(Exception):
+        def __init__(self, code: int) -> None:  # never run when rebuilt from the journal
+            raise AssertionError("rebuilt without __init__")
+
+
+def test_a_journaled_failure_comes_back_as_its_class_when_loaded() -> None:
+    from flink_agents_async.journal.journal import _recorded_error
+
+    nested = _recorded_error(f"{__name__}.Outer.NestedError", "code 7")
+    assert type(nested) is Outer.NestedError and nested.args == ("code 7",)
+    assert type(_recorded_error("builtins.KeyError", "k")) is KeyError
+    gone = _recorded_error("no_such_module.GoneError", "lost")
+    assert isinstance(gone, ReplayedError) and gone.type_name == "no_such_module.GoneError"
+    assert isinstance(_recorded_error("builtins.SystemExit", "x"), ReplayedError)  # not re-raised
 
 
 class Opaque:
@@ -227,8 +247,10 @@ async def test_unjournalable_durable_result_fails_at_the_call_and_is_not_rerun(t
 async def test_unjournalable_output_fails_the_run_and_rolls_it_back(tmp_path: Path) -> None:
     def act(event: InputEvent, ctx: RunnerContext) -> None:
         ctx.short_term_memory.set("seen", event.input)
-        output = Opaque() if event.input == 1 else ctx.short_term_memory.get("seen")
-        ctx.send_event(OutputEvent(output=output))
+        if event.input == 1:  # an event may carry it (no JSON check), the journal may not
+            ctx.send_event(OutputEvent.model_construct(output=Opaque()))
+        else:
+            ctx.send_event(OutputEvent(output=ctx.short_term_memory.get("seen")))
 
     env = AgentsExecutionEnvironment.get_execution_environment(journal_dir=tmp_path)
     outputs = (
@@ -236,11 +258,13 @@ async def test_unjournalable_output_fails_the_run_and_rolls_it_back(tmp_path: Pa
         .apply(Agent().add_action("act", [InputEvent], act))
         .to_list()
     )
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(JournalEncodeError) as caught:
         await env.execute()
     assert outputs == [{"a": 0}, {"a": 2}]
-    cause = caught.value.failures[0].cause
-    assert isinstance(cause, JournalEncodeError)
+    (failure,) = caught.value.execution_failures
+    cause = failure.cause
+    assert cause is caught.value
+    assert (failure.key, failure.run, failure.input_index) == ("a", 2, 1)
     assert "Opaque" in str(cause) and "output" in str(cause) and "'a'" in str(cause)
 
 

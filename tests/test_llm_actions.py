@@ -26,7 +26,6 @@ from flink_agents_async import (
     ChatRequestEvent,
     ChatResponseEvent,
     Event,
-    ExecutionError,
     InjectedArg,
     InputEvent,
     MessageRole,
@@ -35,6 +34,7 @@ from flink_agents_async import (
     Prompt,
     ReActAgent,
     ResourceDescriptor,
+    ResourceNotFoundError,
     ResourceType,
     RunnerContext,
     Tool,
@@ -396,10 +396,12 @@ async def test_unknown_names_fail_the_request_naming_the_resource_and_the_reques
     agent.add_action("ask", [InputEvent], send)
     agent.add_action("reply", [ChatResponseEvent], reply)
 
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(ResourceNotFoundError) as caught:
         await execute(agent, [1])
 
-    error = caught.value.failures[0].cause
+    error = caught.value
+    (failure,) = error.execution_failures
+    assert failure.cause is error and failure.event_type == ChatRequestEvent.event_type()
     assert f"chat request {sent[0].id} " in str(error) and complaint in str(error)
     assert connection._seen == []
 
@@ -475,12 +477,12 @@ async def test_injected_arguments_come_from_config_and_memory_and_are_hidden() -
 async def test_a_model_that_keeps_asking_for_tools_fails_its_request_at_the_bound() -> None:
     connection = ScriptedConnection()
     connection._script = lambda messages, tools: call_tool("add", a=1, b=1)
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(ChatModelError) as caught:
         await execute(
             llm_agent(connection, tools=tools_of(add)), [1], config={"chat.max-tool-call-rounds": 3}
         )
-    (failure,) = caught.value.failures
-    assert isinstance(failure.cause, ChatModelError)
+    (failure,) = caught.value.execution_failures
+    assert failure.cause is caught.value
     assert "more than 3 times" in str(failure.cause) and "'model'" in str(failure.cause)
     assert len(connection._seen) == 4
 
@@ -538,7 +540,7 @@ async def test_an_answer_that_never_fits_the_schema_fails_after_the_re_asks() ->
     agent = llm_agent(
         connection, {"send": ([InputEvent], send), "reply": ([ChatResponseEvent], reply)}
     )
-    with pytest.raises(ExecutionError, match="does not fit its output schema after 2 re-asks"):
+    with pytest.raises(ChatModelError, match="does not fit its output schema after 2 re-asks"):
         await execute(agent, [1])
     assert len(connection._seen) == 3
 

@@ -34,7 +34,6 @@ from flink_agents_async import (  # noqa: E402 - after the importorskips
     ChatMessage,
     ChatRequestEvent,
     ChatResponseEvent,
-    ExecutionError,
     InputEvent,
     MessageRole,
     OutputEvent,
@@ -238,11 +237,14 @@ async def run(
     return [output for entry in outputs for output in entry.values()], env
 
 
-async def failure_of(agent: Agent, *inputs: Any) -> BaseException:
-    """What the run of ``inputs`` (default: one question) failed with."""
-    with pytest.raises(ExecutionError) as caught:
+async def failure_of(agent: Agent, *inputs: Any, raised: type[BaseException]) -> BaseException:
+    """What the run of ``inputs`` (default: one question) failed with: ``execute()`` raises
+    it (of type ``raised``) as the cause of the only failure."""
+    with pytest.raises(raised) as caught:
         await run(agent, *(inputs or ("hi",)))
-    return caught.value.failures[0].cause
+    (failure,) = caught.value.execution_failures
+    assert failure.cause is caught.value and failure.key == "k"
+    return caught.value
 
 
 def fan_out(count: int) -> Callable[[InputEvent, RunnerContext], None]:
@@ -514,11 +516,13 @@ async def test_retries_of_a_request_that_finally_fails_are_counted(
     agent = chat_agent(provider, server, connection={"max_retries": 2})
     env.from_list([{"key": "k", "value": "Hi"}]).apply(agent).to_list()
 
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(ChatModelRequestError) as caught:
         await asyncio.wait_for(env.execute(), GUARD_TIMEOUT)
 
-    error = caught.value.failures[0].cause
-    assert isinstance(error, ChatModelRequestError) and error.status_code == 503
+    error = caught.value
+    (failure,) = error.execution_failures
+    assert failure.cause is error and failure.key == "k"
+    assert error.status_code == 503
     assert (error.retry_count, error.retry_wait_sec) == (2, pytest.approx(0.02))
     assert env.metrics()["chat_model_action.model.conn.retryCount"] == 2
     assert env.metrics()["chat_model_action.model.conn.retryWaitMs"] == 20
@@ -540,7 +544,7 @@ async def test_errors_retrying_cannot_fix_fail_at_once_naming_the_model(
 ) -> None:
     server.script(reply, "never asked")
 
-    error = await failure_of(chat_agent(provider, server))
+    error = await failure_of(chat_agent(provider, server), raised=ChatModelRequestError)
 
     assert isinstance(error, ChatModelRequestError)
     assert (error.status_code, error.retryable, error.model) == (
@@ -559,7 +563,7 @@ async def test_a_malformed_answer_is_a_clear_error_and_not_retried(
 ) -> None:
     server.script(Reply.malformed('{"choices": ['), "never asked")
 
-    error = await failure_of(chat_agent(provider, server))
+    error = await failure_of(chat_agent(provider, server), raised=ChatModelRequestError)
 
     assert isinstance(error, ChatModelRequestError) and not error.retryable
     assert "answer cannot be read: JSONDecodeError" in str(error)
@@ -573,7 +577,9 @@ async def test_a_timeout_is_retried_then_fails_naming_the_timeout(
     server.script(Reply("too late", delay=30), Reply("too late", delay=30))
     connection = {"timeout": 0.2, "max_retries": 1, "retry_wait_interval": 0}
 
-    error = await failure_of(chat_agent(provider, server, connection=connection))
+    error = await failure_of(
+        chat_agent(provider, server, connection=connection), raised=ChatModelRequestError
+    )
 
     assert isinstance(error, ChatModelRequestError) and error.retryable
     assert f"model {provider.model!r}: no answer within 0.2 s" in str(error)
@@ -607,7 +613,7 @@ async def test_a_missing_api_key_names_the_connection_and_the_variable(
     monkeypatch.setattr(openai, "api_key", None)
     agent = chat_agent(provider, server, connection={"api_key": None})
 
-    error = await failure_of(agent)
+    error = await failure_of(agent, raised=ResourceError)
 
     assert isinstance(error, ResourceError)
     assert provider.connection.rsplit(".", 1)[1] in str(error)

@@ -19,7 +19,6 @@ from flink_agents_async import (
     Counter,
     Event,
     EventType,
-    ExecutionError,
     Gauge,
     Histogram,
     InputEvent,
@@ -246,8 +245,9 @@ async def test_metrics_count_failed_runs_and_are_per_environment() -> None:
     agent = Agent().add_action("flaky", [InputEvent], flaky)
     env = AgentsExecutionEnvironment.get_execution_environment()
     env.from_list([{"key": "a", "value": "bad"}, {"key": "b", "value": "ok"}]).apply(agent)
-    with pytest.raises(ExecutionError):
+    with pytest.raises(ValueError, match="boom") as caught:
         await env.execute()
+    assert [failure.key for failure in caught.value.execution_failures] == ["a"]
     snapshot = env.metrics()  # type: ignore[attr-defined]
     assert snapshot["flaky.numOfActionsExecuted"] == 2
     assert snapshot["attempts"] == 2
@@ -285,7 +285,7 @@ async def test_failing_run_is_logged_with_key_run_action_and_event_type() -> Non
     env = AgentsExecutionEnvironment.get_execution_environment()
     inputs = [{"key": "k1", "value": "fine"}, {"key": "k1", "value": "bad"}]
     env.from_list(inputs).apply(_failing_agent())
-    with structlog.testing.capture_logs() as logs, pytest.raises(ExecutionError):
+    with structlog.testing.capture_logs() as logs, pytest.raises(ValueError, match="kaboom"):
         await env.execute()
     failures = [entry for entry in logs if entry["log_level"] == "error"]
     assert len(failures) == 1, logs
@@ -352,8 +352,9 @@ def test_configure_logging_json_carries_run_failures(reset_structlog: None) -> N
     configure_logging(json=True, stream=stream)
     env = AgentsExecutionEnvironment.get_execution_environment()
     env.from_list([{"key": "json-key", "value": "bad"}]).apply(_failing_agent())
-    with pytest.raises(ExecutionError):
+    with pytest.raises(ValueError, match="kaboom") as caught:
         env.execute()
+    assert [failure.key for failure in caught.value.execution_failures] == ["json-key"]
     records = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
     failures = [record for record in records if record.get("level") == "error"]
     assert len(failures) == 1

@@ -41,6 +41,7 @@ from flink_agents_async import (
     action,
 )
 from flink_agents_async.journal import MemoryJournalStore
+from flink_agents_async.journal.codec import JournalEncodeError
 from flink_agents_async.journal.records import INPUT_ACCEPTED
 
 
@@ -66,25 +67,33 @@ def half_made() -> Half:
 
 def emitting_agent() -> Agent:
     def act(event: InputEvent, ctx: RunnerContext) -> None:
-        output = half_made() if event.input == "bad" else event.input
-        ctx.send_event(OutputEvent(output=output))
+        if event.input == "bad":  # past the event's JSON check, to reach the journal's codec
+            ctx.send_event(OutputEvent.model_construct(output=half_made()))
+        else:
+            ctx.send_event(OutputEvent(output=event.input))
 
     return Agent().add_action("act", [InputEvent], act)
 
 
-@pytest.mark.parametrize("durable", [False, True], ids=["in-memory", "sqlite"])
 async def test_an_output_whose_encoding_raises_anything_fails_only_its_run(
-    durable: bool, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    kwargs = {"journal_dir": tmp_path} if durable else {}
-    env = AgentsExecutionEnvironment.get_execution_environment(**kwargs)
+    env = AgentsExecutionEnvironment.get_execution_environment(journal_dir=tmp_path)
     items = [{"key": "a", "value": "bad"}, {"key": "a", "value": "good"}]
     outputs = env.from_list(items).apply(emitting_agent()).to_list()
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(JournalEncodeError, match="Half") as caught:
         await execute(env)
     assert outputs == [{"a": "good"}]
-    (failure,) = caught.value.failures
-    assert failure.action == "<commit>" and "Half" in str(failure)
+    (failure,) = caught.value.execution_failures  # type: ignore[attr-defined]
+    assert failure.action == "<commit>" and failure.cause is caught.value
+
+
+async def test_without_a_journal_such_an_output_is_never_encoded() -> None:
+    env = AgentsExecutionEnvironment.get_execution_environment()
+    items = [{"key": "a", "value": "bad"}, {"key": "a", "value": "good"}]
+    outputs = env.from_list(items).apply(emitting_agent()).to_list()
+    await execute(env)
+    assert [type(entry["a"]) for entry in outputs] == [Half, str]
 
 
 async def test_serve_settles_a_run_whose_output_cannot_be_encoded(tmp_path: Path) -> None:
@@ -166,10 +175,13 @@ async def test_a_sync_action_raising_a_base_exception_fails_only_its_run(
     agent = Agent().add_action("act", [InputEvent], act)
     env = AgentsExecutionEnvironment.get_execution_environment()
     outputs = env.from_list([{"key": "a", "value": n} for n in range(3)]).apply(agent).to_list()
+    # Re-raised, it would end the program or cancel the caller: reported in an ExecutionError
     with pytest.raises(ExecutionError) as caught:
         await execute(env)
     assert outputs == [{"a": 0}, {"a": 2}]
-    assert isinstance(caught.value.failures[0].cause, raised)
+    (failure,) = caught.value.execution_failures
+    assert type(failure.cause) is raised and (failure.key, failure.run) == ("a", 2)
+    assert "input 1, run 2 of key 'a' failed in action 'act'" in caught.value.__notes__[0]
 
     async with AgentsExecutionEnvironment.get_execution_environment().serve(agent) as runtime:
         with pytest.raises(ActionFailedError):
@@ -270,8 +282,10 @@ async def test_an_action_sending_events_in_a_loop_is_stopped_at_the_limit() -> N
         Agent().add_action("flood", [InputEvent], flood)
     )
     collected = outputs.to_list()
-    with pytest.raises(ExecutionError, match="queued more than 1000 events"):
+    with pytest.raises(RuntimeError, match="queued more than 1000 events") as caught:
         await execute(env)
+    (failure,) = caught.value.execution_failures
+    assert failure.cause is caught.value and failure.key == "a"
     assert len(sent) == 999  # the input plus 999 sent: the next one is refused at once
     assert collected == []
 
@@ -345,11 +359,11 @@ async def test_action_timeout_fails_a_slow_async_action_and_its_run() -> None:
     items = [{"key": "a", "value": "slow"}, {"key": "a", "value": "fast"}]
     outputs = env.from_list(items).apply(Agent().add_action("slow", [InputEvent], slow))
     collected = outputs.to_list()
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(TimeoutError, match=r"action-timeout=0\.05") as caught:
         await execute(env)
     assert collected == [{"a": "fast"}]
-    (failure,) = caught.value.failures
-    assert isinstance(failure.cause, TimeoutError) and failure.action == "slow"
+    (failure,) = caught.value.execution_failures
+    assert failure.cause is caught.value and failure.action == "slow"
     assert "action-timeout=0.05" in str(failure.cause)
 
 
@@ -361,8 +375,10 @@ async def test_run_timeout_fails_a_run_whose_actions_keep_going() -> None:
 
     env = AgentsExecutionEnvironment.get_execution_environment(run_timeout=0.05)
     env.from_list([{"key": "a", "value": 1}]).apply(Agent().add_action("step", [InputEvent], step))
-    with pytest.raises(ExecutionError, match=r"run-timeout=0\.05"):
+    with pytest.raises(TimeoutError, match=r"run-timeout=0\.05") as caught:
         await execute(env)
+    (failure,) = caught.value.execution_failures
+    assert failure.cause is caught.value and failure.key == "a"
 
 
 async def test_timeouts_are_off_by_default_and_refuse_negative_values() -> None:
@@ -475,18 +491,20 @@ async def test_a_strict_divergence_keeps_the_input_and_halts_the_key_until_fixed
     versions = Versions()
     await crash_job(store, versions.agent(versions.original), INPUTS[:2], versions.crashed)
     versions.crash = False
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(NonDeterminismError) as caught:
         await run_job(store, versions.agent(versions.changed), INPUTS, divergence="strict")
-    (failure,) = caught.value.failures
-    assert isinstance(failure.cause, NonDeterminismError) and failure.input_kept
+    (failure,) = caught.value.execution_failures
+    assert failure.cause is caught.value and failure.input_kept
     assert "kept" in str(failure)
+    assert "input and journaled calls are kept" in "\n".join(caught.value.__notes__)
     assert versions.counts["changed 2"] == 0  # the key's later input waited
     assert versions.counts["changed 3"] == 1  # other keys went on
     assert store.calls[0]  # the call record of input 0 is still there
     assert store.inputs[0][1] == INPUT_ACCEPTED and store.inputs[1][1] == INPUT_ACCEPTED
 
     outputs = await run_job(store, versions.agent(versions.original), INPUTS)
-    assert outputs == [{"j": "changed 3"}, {"k": "original 1"}, {"k": "original 2"}]
+    # to_list() is in input order, whichever start committed each run
+    assert outputs == [{"k": "original 1"}, {"k": "original 2"}, {"j": "changed 3"}]
     assert versions.counts["original 1"] == 1  # replayed, not called again
 
 
@@ -537,10 +555,10 @@ async def test_a_value_that_needs_pickling_keeps_the_input_until_pickling_is_all
     items = [{"key": "k", "value": 1}]
     await crash_job(store, agent, items, crashed, allow_pickle=True)
     crash["now"] = False
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(JournalError, match=r"journal\.allow-pickle") as caught:
         await run_job(store, agent, items)
-    (failure,) = caught.value.failures
-    assert failure.input_kept and isinstance(failure.cause, JournalError)
+    (failure,) = caught.value.execution_failures
+    assert failure.input_kept and failure.cause is caught.value
     assert "journal.allow-pickle" in str(failure.cause)
     assert await run_job(store, agent, items, allow_pickle=True) == [{"k": "allocate_lock"}]
     assert counts["lookup"] == 1
@@ -578,9 +596,10 @@ async def test_a_model_whose_module_is_not_imported_yet_keeps_the_input(
     await crash_job(store, agent, items, crashed)
     crash["now"] = False
     monkeypatch.delitem(sys.modules, "late_models")  # a restart that has not imported it yet
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(JournalError, match=r"late_models\.Quote") as caught:
         await run_job(store, agent, items)
-    (failure,) = caught.value.failures
+    (failure,) = caught.value.execution_failures
+    assert failure.cause is caught.value
     assert failure.input_kept and "late_models.Quote" in str(failure.cause)
     assert "import its module" in str(failure.cause)
     import late_models  # noqa: F811 - the fix: import it before the job starts

@@ -15,7 +15,6 @@ from flink_agents_async import (
     Agent,
     AgentsExecutionEnvironment,
     Event,
-    ExecutionError,
     InputEvent,
     OutputEvent,
     RunnerContext,
@@ -360,20 +359,23 @@ async def test_failed_run_rolls_back_memory_and_discards_outputs_other_keys_go_o
         .apply(Fragile())
         .to_list()
     )
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(Boom) as caught:
         await env.execute()
+    assert str(caught.value) == "refused"
     assert per_key(outputs) == {"a": [["one"], ["one", "two"]], "b": [["x"], ["x", "y"]]}
-    (failure,) = caught.value.failures
+    (failure,) = caught.value.execution_failures
+    assert env.failures == [failure]  # type: ignore[attr-defined]
     assert isinstance(failure, ActionFailedError)
-    assert (failure.key, failure.run, failure.action, failure.event_type) == (
+    assert (failure.key, failure.run, failure.action, failure.event_type, failure.input_index) == (
         "a",
         2,
         "work",
         "_input_event",
+        2,
     )
-    assert isinstance(failure.__cause__, Boom)
-    assert caught.value.__cause__ is failure
-    assert "'a'" in str(caught.value) and "'work'" in str(caught.value)
+    assert failure.cause is caught.value and failure.__cause__ is caught.value
+    notes = "\n".join(caught.value.__notes__)
+    assert "input 2, run 2 of key 'a' failed in action 'work'" in notes
 
 
 async def test_async_failure_cancels_the_rest_of_the_run() -> None:
@@ -406,12 +408,13 @@ async def test_async_failure_cancels_the_rest_of_the_run() -> None:
 
     env = AgentsExecutionEnvironment.get_execution_environment()
     outputs = env.from_list([{"key": "a", "value": 0}]).apply(Doomed()).to_list()
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(Boom, match="late failure") as caught:
         await asyncio.wait_for(env.execute(), GUARD_TIMEOUT)
     assert cancelled == ["waits_forever"]
     assert outputs == []
-    assert caught.value.failures[0].action == "fails"
-    assert caught.value.failures[0].event_type == Pong.event_type()
+    (failure,) = caught.value.execution_failures
+    assert failure.action == "fails"
+    assert failure.event_type == Pong.event_type()
 
 
 async def test_cancelling_execute_cancels_running_actions_and_closes_resources() -> None:
@@ -453,9 +456,10 @@ async def test_runaway_event_loop_fails_the_run_with_a_clear_error() -> None:
 
     env = AgentsExecutionEnvironment.get_execution_environment(config={"max-events-per-run": 50})
     outputs = env.from_list([{"key": "loop", "value": 0}]).apply(Echo()).to_list()
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(RuntimeError, match="more than 50 events") as caught:
         await asyncio.wait_for(env.execute(), GUARD_TIMEOUT)
-    (failure,) = caught.value.failures
+    (failure,) = caught.value.execution_failures
+    assert failure.cause is caught.value
     assert failure.key == "loop" and failure.event_type == Ping.event_type()
     assert "more than 50 events" in str(failure.cause)
     assert "max-events-per-run" in str(failure.cause)

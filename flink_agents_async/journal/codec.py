@@ -42,9 +42,18 @@ import msgpack
 from pydantic import BaseModel
 
 from ..errors import JournalError, ReplayedError
+from ..rows import ROW_MODULE, is_row
 from .packer import ThreadPacker
 
-__all__ = ["ALWAYS_ENCODABLE", "MAX_NESTING", "Codec", "JournalEncodeError", "Unresolved"]
+__all__ = [
+    "ALWAYS_ENCODABLE",
+    "MAX_NESTING",
+    "Codec",
+    "JournalEncodeError",
+    "Unresolved",
+    "find_class",
+    "rebuild_exception",
+]
 
 ALWAYS_ENCODABLE = frozenset({type(None), bool, int, float, str, bytes})
 """Exact types whose values every codec encodes, whatever they hold (an int beyond 64 bits is
@@ -81,6 +90,11 @@ _NAMED_TUPLE = 18
 _TIMEDELTA = 19
 _ZONED_DATETIME = 20
 _ZONED_TIME = 21
+_ROW = 22
+
+# PyFlink's table row, the usual output of an agent feeding a Flink table (see ..rows): a
+# journal holding one is only read where PyFlink is loaded (the agent that made it imports it).
+_ROW_CLASS = f"{ROW_MODULE}:Row"
 
 _TIMEDELTA_STRUCT = struct.Struct("<iII")  # days, seconds, microseconds: all timedeltas fit
 _MAX_REPR = 1000  # an unencodable exception argument or attribute is kept as this much repr
@@ -145,7 +159,7 @@ def _type_name(cls: type) -> str:
     return f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}"
 
 
-def _find_class(path: str) -> type | None:
+def find_class(path: str) -> type | None:
     """The class at ``module:qualname`` if its module is already imported (never imports)."""
     module_name, _, qualname = path.partition(":")
     target: Any = sys.modules.get(module_name)
@@ -380,7 +394,16 @@ class Codec:
             return msgpack.ExtType(_EXCEPTION, self._encode_exception(value))
         if isinstance(value, tuple) and _is_namedtuple(value_type):
             return self._encode_namedtuple(value)
+        if is_row(value):
+            return self._encode_row(value)
         return self._refuse(value)
+
+    def _encode_row(self, row: Any) -> msgpack.ExtType:
+        """A PyFlink ``Row`` as its field names (None for a positional row), values and row
+        kind (the ``RowKind`` number)."""
+        names = getattr(row, "_fields", None)
+        record = [list(names) if names is not None else None, list(row), row.get_row_kind().value]
+        return msgpack.ExtType(_ROW, self._pack(record))
 
     def _pack_set(self, values: set[Any] | frozenset[Any]) -> bytes:
         """A set's payload: its elements in the order of their encodings, so that equal sets
@@ -416,7 +439,7 @@ class Codec:
         factory = value.default_factory
         if factory is None:
             return msgpack.ExtType(_DEFAULT_DICT, self._pack([None, dict(value)]))
-        if isinstance(factory, type) and _find_class(_class_path(factory)) is factory:
+        if isinstance(factory, type) and find_class(_class_path(factory)) is factory:
             path = _class_path(factory)
             return msgpack.ExtType(_DEFAULT_DICT, self._pack([path, dict(value)]))
         if self.allow_pickle:
@@ -430,7 +453,7 @@ class Codec:
 
     def _encode_namedtuple(self, value: tuple[Any, ...]) -> msgpack.ExtType:
         path = _class_path(type(value))
-        if _find_class(path) is type(value) and len(type(value)._fields) == len(value):
+        if find_class(path) is type(value) and len(type(value)._fields) == len(value):
             return msgpack.ExtType(_NAMED_TUPLE, self._pack([path, list(value)]))
         if self.allow_pickle:
             return msgpack.ExtType(_PICKLE, pickle.dumps(value))
@@ -658,6 +681,27 @@ class Codec:
             )
         return tuple.__new__(cls, values)  # no __new__ of the class: no user code runs
 
+    def _decode_row(self, data: bytes) -> Any:
+        names, values, kind = self._unpack_list(data, "row", 3)
+        well_formed = type(values) is list and type(kind) is int
+        if names is not None:
+            well_formed = well_formed and (
+                type(names) is list
+                and len(names) == len(values)
+                and all(type(name) is str for name in names)
+            )
+        if not well_formed:
+            raise JournalError("a journal record holds a malformed row")
+        cls = self._required_class(_ROW_CLASS, object, "row")
+        if cls is None:
+            return Unresolved(_ROW_CLASS, values)
+        row = cls(*values) if names is None else cls(**dict(zip(names, values, strict=True)))
+        try:
+            row.set_row_kind(type(row.get_row_kind())(kind))
+        except ValueError:
+            raise JournalError(f"a journal record holds a row of unknown kind {kind}") from None
+        return row
+
     def _decode_enum(self, data: bytes) -> Any:
         path, value = self._unpack_named(data, "enum")
         cls = self._required_class(path, enum.Enum, "enum")
@@ -703,9 +747,9 @@ class Codec:
         attributes = {
             name: value for name, value in attributes.items() if _restorable_attribute(name)
         }
-        cls = _find_class(path)
+        cls = find_class(path)
         if cls is not None and issubclass(cls, BaseException):
-            error = _rebuild_exception(cls, args, attributes)
+            error = rebuild_exception(cls, args, attributes)
             if error is not None:
                 return error
         return _replayed_error(path, message, attributes)
@@ -721,7 +765,7 @@ class Codec:
         return pickle.loads(data)
 
     def _required_class(self, path: str, base: type, kind: str) -> Any:
-        cls = _find_class(path)
+        cls = find_class(path)
         if cls is None:
             if self.lenient or self._threads.state.in_exceptions:
                 return None
@@ -755,6 +799,7 @@ class Codec:
         _TIMEDELTA: _decode_timedelta,
         _ZONED_DATETIME: _decode_zoned_datetime,
         _ZONED_TIME: _decode_zoned_time,
+        _ROW: _decode_row,
     }
 
     # -- digests ----------------------------------------------------------------------------
@@ -847,7 +892,7 @@ def _builtin_init(cls: type[BaseException]) -> Callable[..., None] | None:
     return None
 
 
-def _rebuild_exception(
+def rebuild_exception(
     cls: type[BaseException], args: list[Any], attributes: dict[str, Any]
 ) -> BaseException | None:
     """An instance of ``cls`` with ``args`` and ``attributes``, made without running its

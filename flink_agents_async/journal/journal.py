@@ -24,7 +24,7 @@ from ..errors import (
     ReplayedError,
 )
 from ..memory import MemoryStore, MemoryType
-from .codec import ALWAYS_ENCODABLE, Codec, JournalEncodeError
+from .codec import Codec, JournalEncodeError, find_class, rebuild_exception
 from .records import (
     COMPLETED,
     INPUT_ACCEPTED,
@@ -76,7 +76,8 @@ class RecoveredJournal:
 
     keys: dict[Hashable, RecoveredKey] = field(default_factory=dict)
     inputs: dict[int, RecoveredInput] = field(default_factory=dict)
-    outputs: list[tuple[Hashable, Any]] = field(default_factory=list)  # committed, in order
+    # (input seq, key, output) of committed runs, in commit order
+    outputs: list[tuple[int, Hashable, Any]] = field(default_factory=list)
     failures: list[ActionFailedError] = field(default_factory=list)
     next_seq: int = 0
 
@@ -191,7 +192,7 @@ class Journal:
             key = key_state(key_bytes).key
             record = OutputsRecord.unpack(data, seq)
             for output in decode(record.outputs, "the outputs of input {}", seq):
-                recovered.outputs.append((key, output))
+                recovered.outputs.append((seq, key, output))
             self.next_commit_no = max(self.next_commit_no, commit_no + 1)
         for key_bytes, _ in stored.snapshots:
             state = key_state(key_bytes)
@@ -216,8 +217,10 @@ class Journal:
 
     @staticmethod
     def _replayed_failure(key: Hashable, failure: FailureRecord) -> ActionFailedError:
-        cause = ReplayedError(failure.error_type, failure.message)
-        return ActionFailedError(key, failure.run, failure.action, failure.event_type, cause)
+        cause = _recorded_error(failure.error_type, failure.message)
+        return ActionFailedError(
+            key, failure.run, failure.action, failure.event_type, cause, input_index=failure.seq
+        )
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -273,16 +276,19 @@ class Journal:
                 f"{limit:,} one record may hold (journal.max-record-bytes)"
             )
 
+    @property
+    def keeps_outputs(self) -> bool:
+        """Whether commits record the run's outputs: only a recording journal whose store
+        commits deltas does (a resumed batch job re-emits them from there). A journal that
+        records nothing, or a store of per-key snapshots (Flink keyed state, whose outputs go
+        downstream through Flink's own serializers), never needs an output to be encodable."""
+        return self.recording and not self.store.snapshot_commits
+
     def encode_outputs(self, outputs: list[Any], key: Hashable, run: int) -> bytes:
         """The outputs of a run as codec bytes (raises ``JournalEncodeError`` if one cannot be
-        journaled). A store that commits snapshots keeps no outputs: for it, outputs of plain
-        scalar types, which always encode, are not encoded just to find that out."""
-        if self.store.snapshot_commits:
-            for output in outputs:
-                if type(output) not in ALWAYS_ENCODABLE:
-                    break
-            else:
-                return b""
+        journaled), or ``b""`` if the journal does not keep outputs."""
+        if not self.keeps_outputs:
+            return b""
         return self.codec.encode(outputs, "an output of run {} of key {!r}", run, key)
 
     def prepare_commit(self, actor: Any, run: int, outputs: bytes) -> bytes:
@@ -679,3 +685,21 @@ def _replayed_on_retry(slot: int, data: bytes) -> bool:
     except JournalError:
         return True  # unreadable: the retry meets it, and keeps the input for a fixed restart
     return status == PENDING or bool(ok)
+
+
+def _recorded_error(type_path: str, message: str) -> BaseException:
+    """A failure recorded as ``module.QualName`` and its message, as that class again when this
+    process has it loaded (so ``except ValueError:`` catches it after a restart as before), else
+    a ``ReplayedError``. Made without running the class's ``__init__``."""
+    module, _, name = type_path.rpartition(".")
+    while module:
+        cls = find_class(f"{module}:{name}")
+        if cls is not None:
+            if issubclass(cls, Exception):
+                error = rebuild_exception(cls, [message], {})
+                if error is not None:
+                    return error
+            break
+        module, _, head = module.rpartition(".")
+        name = f"{head}.{name}"
+    return ReplayedError(type_path, message)

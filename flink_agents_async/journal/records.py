@@ -188,7 +188,7 @@ class OutputsRecord:
 
 @dataclass(slots=True)
 class FailureRecord:
-    """A run that failed for good: what ``ExecutionError`` reports again after a restart."""
+    """A run that failed for good: what ``execute()`` reports again after a restart."""
 
     seq: int
     run: int

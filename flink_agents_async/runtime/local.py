@@ -1,7 +1,8 @@
 """The local (asyncio) host: ``from_list`` / ``from_iterable`` -> ``apply`` -> ``execute``.
 
 ``execute()`` feeds every input to the actor system in source order, waits until every run has
-finished, closes the resources, and then raises one ``ExecutionError`` listing every failed run.
+finished, closes the resources, and then raises the original exception of the earliest failed
+input, annotated with the others (see ``runtime.failures``).
 Called from synchronous code (as upstream Flink Agents scripts do), it runs its own event loop;
 from async code it returns a coroutine to await.
 """
@@ -16,10 +17,11 @@ from typing import Any
 from ..agent import Agent, AgentPlan
 from ..config import KEYWORD_OPTIONS, Configuration, JournalOptions, keyword_settings
 from ..environment import AgentBuilder, AgentsExecutionEnvironment
-from ..errors import ExecutionError
+from ..errors import ActionFailedError
 from ..journal import Codec, Journal, JournalStore, MemoryJournalStore, SQLiteJournalStore
 from .awaiting import MustAwait, loop_is_running
 from .batch import feed_batch
+from .failures import error_to_raise, in_input_order
 from .inputs import InputReader
 from .outputs import OutputHub, OutputStream
 from .service import ServiceRuntime
@@ -54,7 +56,7 @@ class BatchOutputs:
         except StopAsyncIteration:
             driver, self._driver = self._driver, None
             if driver is not None:
-                await driver  # raises the job's ExecutionError, after the last output
+                await driver  # raises what execute() would, after the last output
             raise
 
     async def aclose(self) -> None:
@@ -87,6 +89,9 @@ class LocalAgentBuilder(AgentBuilder):
         self._source = source
         self._plan: AgentPlan | None = None
         self._output_list: list[dict[Any, Any]] | None = None
+        # Outputs for to_list() by input position: runs of different keys finish in any order,
+        # the list is in input order.
+        self._outputs_by_input: dict[int, list[dict[Any, Any]]] = {}
         self._hub = OutputHub()
         self._system: ActorSystem | None = None
 
@@ -98,7 +103,11 @@ class LocalAgentBuilder(AgentBuilder):
         return self
 
     def to_list(self) -> list[dict[Any, Any]]:
-        """The list that ``execute()`` fills with ``{key: output}`` in emission order."""
+        """The list that ``execute()`` fills with ``{key: output}`` when it finishes.
+
+        The list is in input order: every output of input i comes before those of input i + 1,
+        and the outputs of one input in the order its run emitted them, however the keys'
+        runs interleaved (``outputs()`` streams them in completion order instead)."""
         if self._output_list is None:
             if self._env.started:
                 raise RuntimeError(
@@ -112,11 +121,12 @@ class LocalAgentBuilder(AgentBuilder):
         """Every output as ``(key, output)``, as runs commit.
 
         Iterate it while ``execute()`` runs (e.g. in a task group), or on its own: if the
-        environment has not started when iteration begins, the iterator runs it, and raises its
-        ``ExecutionError`` (if any) after the last output. At most ``max_buffered`` outputs
-        wait for the reader; when that many do, ``overflow="wait"`` (the default) holds new
-        inputs back until it catches up, ``"drop-oldest"`` drops the oldest (counted in
-        ``dropped``). ``async with builder.outputs() as stream`` closes it at the end.
+        environment has not started when iteration begins, the iterator runs it, and raises
+        what ``execute()`` would (if anything) after the last output. At most
+        ``max_buffered`` outputs wait for the reader; when that many do, ``overflow="wait"``
+        (the default) holds new inputs back until it catches up, ``"drop-oldest"`` drops the
+        oldest (counted in ``dropped``). ``async with builder.outputs() as stream`` closes it
+        at the end.
         """
         if self._env.finished:
             raise RuntimeError(
@@ -129,10 +139,16 @@ class LocalAgentBuilder(AgentBuilder):
         """A snapshot of the agent's metrics (empty before ``execute()`` starts)."""
         return self._system.metrics_snapshot() if self._system is not None else {}
 
-    def _emit(self, key: Hashable, output: Any) -> None:
+    def _emit(self, seq: int, key: Hashable, output: Any) -> None:
         if self._output_list is not None:
-            self._output_list.append({key: output})
+            self._outputs_by_input.setdefault(seq, []).append({key: output})
         self._hub.publish(key, output)
+
+    def _fill_output_list(self) -> None:
+        if self._output_list is not None:
+            by_input, self._outputs_by_input = self._outputs_by_input, {}
+            for seq in sorted(by_input):
+                self._output_list.extend(by_input[seq])
 
     async def _run(self, config: Configuration, journal: Journal) -> None:
         if self._plan is None:
@@ -141,7 +157,8 @@ class LocalAgentBuilder(AgentBuilder):
         try:
             recovered = await system.open(mode="batch")
             if self._output_list is not None:  # outputs committed before a restart
-                self._output_list.extend({key: output} for key, output in recovered.outputs)
+                for seq, key, output in recovered.outputs:
+                    self._outputs_by_input.setdefault(seq, []).append({key: output})
             system.failures.extend(recovered.failures)
             system.sinks.append(self._emit)
             await feed_batch(system, self._source, InputReader(), recovered, self._hub)
@@ -150,11 +167,13 @@ class LocalAgentBuilder(AgentBuilder):
             try:
                 await system.aclose()
             finally:
+                self._fill_output_list()
                 self._hub.close()
+        self._env.failures = in_input_order(system.failures)
         if system.broken is not None:
             raise system.broken_error()
         if system.failures:
-            raise ExecutionError(system.failures)
+            raise error_to_raise(system.failures)
 
 
 class LocalExecutionEnvironment(AgentsExecutionEnvironment):
@@ -182,6 +201,8 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         self._execute_called = False
         self.started = False
         self.finished = False
+        #: Every failed run of the last ``execute()``, in input order.
+        self.failures: list[ActionFailedError] = []
 
     def from_list(self, input: list[dict[str, Any]]) -> LocalAgentBuilder:
         """Inputs from a list of dicts. The list is read when ``execute()`` starts, so items
@@ -208,9 +229,14 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
 
         ``await env.execute()`` in async code. Called without a running event loop (a plain
         script), it runs one itself and returns when done; called inside one without
-        ``await``, nothing runs and a ``RuntimeWarning`` says so. Raises ``ExecutionError``
-        listing every failed run after all other inputs finished. ``job_name`` is accepted
-        as on Flink (it names nothing here).
+        ``await``, nothing runs and a ``RuntimeWarning`` says so.
+
+        When runs failed, it raises once every other input finished: the original exception
+        of the earliest failed input (input order), with notes naming its key, run, action and
+        event type and listing the other failed runs, and every failure (``ActionFailedError``,
+        in input order) in its ``execution_failures`` and in ``env.failures``. Failures of the
+        job itself raise their own errors (``InputError``, ``JournalError``...). ``job_name``
+        is accepted as on Flink (it names nothing here).
         """
         if not loop_is_running():
             asyncio.run(self._execute())

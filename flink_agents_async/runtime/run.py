@@ -288,7 +288,7 @@ class Run:
         timeout = system.action_timeout
         started = system.loop.time() if timeout is not None else 0.0
         try:
-            result = spec.func(event, ActionContext(self, spec, event.type))
+            result = spec.func(event, ActionContext(self, spec, event))
         except _ACTION_ERRORS as error:
             self._fail(spec, event, error)
             return

@@ -313,7 +313,7 @@ class ServiceRuntime:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _publish(self, key: Hashable, output: Any) -> None:
+    def _publish(self, seq: int, key: Hashable, output: Any) -> None:
         if self._backlog is not None and self._resuming and not self._outputs.subscribers:
             self._backlog.append((key, output))
         self._outputs.publish(key, output)

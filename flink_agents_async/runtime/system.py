@@ -23,7 +23,9 @@ from ..config import (
     ConfigOption,
     Configuration,
     ShortTermMemoryOptions,
+    ShortTermMemoryTtlUpdate,
     at_least,
+    report_options_without_effect,
 )
 from ..durable import CallRecorder
 from ..errors import (
@@ -49,21 +51,16 @@ if TYPE_CHECKING:
 
 __all__ = ["ActorSystem", "OutputSink"]
 
-OutputSink = Callable[[Hashable, Any], None]
-
-_STRATEGIES = ("fail", "retry", "ignore")
+OutputSink = Callable[[int, Hashable, Any], None]
+"""Called with ``(input_seq, key, output)`` for each output, once its run is durable."""
 
 logger = structlog.get_logger("flink_agents_async")
 
 
 def _error_strategy(config: Configuration) -> str:
-    strategy = str(config.get(AgentExecutionOptions.ERROR_HANDLING_STRATEGY)).lower()
-    if strategy not in _STRATEGIES:
-        raise ConfigurationError(
-            f"configuration key {AgentExecutionOptions.ERROR_HANDLING_STRATEGY.key!r} is "
-            f"{strategy!r}; use one of {', '.join(_STRATEGIES)}"
-        )
-    return strategy
+    strategy = config.get(AgentExecutionOptions.ERROR_HANDLING_STRATEGY)
+    assert strategy is not None  # the option has a default
+    return strategy.value
 
 
 def _timeout(config: Configuration, option: ConfigOption[float]) -> float | None:
@@ -79,18 +76,15 @@ def _timeout(config: Configuration, option: ConfigOption[float]) -> float | None
 
 def _memory_ttl(config: Configuration) -> tuple[float | None, bool]:
     milliseconds = config.get(ShortTermMemoryOptions.STATE_TTL_MS) or 0
-    update = str(config.get(ShortTermMemoryOptions.STATE_TTL_UPDATE_TYPE)).upper()
-    if update not in ("ON_CREATE_AND_WRITE", "ON_READ_AND_WRITE"):
-        raise ConfigurationError(
-            f"configuration key {ShortTermMemoryOptions.STATE_TTL_UPDATE_TYPE.key!r} is "
-            f"{update!r}; use ON_CREATE_AND_WRITE or ON_READ_AND_WRITE"
-        )
+    update = config.get(ShortTermMemoryOptions.STATE_TTL_UPDATE_TYPE)
+    config.get(ShortTermMemoryOptions.STATE_TTL_VISIBILITY)  # refused early if malformed
     if milliseconds < 0:
         raise ConfigurationError(
             f"configuration key {ShortTermMemoryOptions.STATE_TTL_MS.key!r} must be 0 (off) or "
             f"a positive number of milliseconds, got {milliseconds}"
         )
-    return (milliseconds / 1000 if milliseconds else None), update == "ON_READ_AND_WRITE"
+    refresh_on_read = update is ShortTermMemoryTtlUpdate.ON_READ_AND_WRITE
+    return (milliseconds / 1000 if milliseconds else None), refresh_on_read
 
 
 class ActorSystem:
@@ -100,6 +94,7 @@ class ActorSystem:
         self.plan = plan
         self.config = config
         self.journal = journal
+        report_options_without_effect(config)
         self.loop = asyncio.get_running_loop()
         # Runs finish in loop callbacks; those (and the sync actions of the next run they start)
         # execute in the context the runtime was created in, like runs started by the feeder.
@@ -367,10 +362,10 @@ class ActorSystem:
             return
         outputs = run.outputs
         if self.sinks:
-            key = run.key
+            key, seq = run.key, run.item.seq
             for output in outputs:
                 for sink in self.sinks:
-                    sink(key, output)
+                    sink(seq, key, output)
         self._settle(run.item, result=outputs)
 
     def _settle(
@@ -404,6 +399,7 @@ class ActorSystem:
         if self.broken is not None:  # nothing can be recorded: the next start runs it again
             self._settle(run.item, error=self.broken_error())
             return
+        failure.input_index = run.item.seq
         fields = {
             "key": run.key, "run": run.number, "action": failure.action,
             "event_type": failure.event_type, "error": repr(failure.cause),
@@ -426,6 +422,7 @@ class ActorSystem:
         fixed restart (no failure record), and stop the key so that its later inputs do not
         run ahead of it. Never retried, never ignored."""
         run.actor.halted = failure
+        failure.input_index = run.item.seq
         logger.error(
             "a journaled call cannot be replayed; the input is kept and the key halted until "
             "the next start",
