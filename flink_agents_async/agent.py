@@ -9,6 +9,7 @@ executes: event type string -> listening actions, in plan order.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -55,6 +56,7 @@ def action(*triggers: type[Event] | str) -> Callable[[Any], Any]:
         target = _unwrap(member)
         _check_triggers(getattr(target, "__qualname__", repr(target)), triggers)
         setattr(target, _TRIGGERS_ATTR, tuple(triggers))
+        target._trigger_conditions = tuple(triggers)  # upstream main's name for them
         return member
 
     return mark
@@ -223,15 +225,26 @@ def _check_triggers(name: str, triggers: Any) -> tuple[str, ...]:
         if isinstance(trigger, str):
             if not trigger.strip():
                 raise TriggerError(f"action {name!r} has an empty event-type string")
+            if _CONDITION_EXPRESSION.search(trigger):
+                raise TriggerError(
+                    f"action {name!r} has trigger {trigger!r}, a condition expression: they are "
+                    "not supported here. Trigger on the event type and test the attribute in "
+                    "the action"
+                )
             type_strings.append(trigger)
         elif isinstance(trigger, type) and issubclass(trigger, Event) and trigger is not Event:
             type_strings.append(trigger.event_type())
         else:
             raise TriggerError(
                 f"action {name!r} has trigger {trigger!r}, which is neither an Event subclass nor "
-                "an event-type string"
+                "an event-type string (a trigger must be a string or an Event subclass)"
             )
     return tuple(dict.fromkeys(type_strings))
+
+
+# Upstream main's trigger-condition expressions ("type == X && score > 5"), told apart from
+# event-type names, which hold no spaces, parentheses or operators ("<locals>" may appear).
+_CONDITION_EXPRESSION = re.compile(r"==|!=|&&|\|\||<=|>=|[()!\s]")
 
 
 def _declared_resource(name: str, member: Any) -> tuple[ResourceType, Any] | None:

@@ -127,6 +127,10 @@ class _EventMeta(_ModelMetaclass):  # type: ignore[misc, valid-type]
         cls._OPEN_FIELDS = tuple(
             name for name, field in cls.model_fields.items() if not _closed(field.annotation)
         )
+        if is_subclass and cls._PAYLOAD_IN_ATTRIBUTES:
+            cls._PAYLOAD_FIELDS = tuple(
+                name for name in cls.model_fields if name not in Event.model_fields
+            )
         return cls
 
 
@@ -161,6 +165,9 @@ class Event(BaseModel, metaclass=_EventMeta):
 
     EVENT_TYPE: ClassVar[str | None] = None
     _OPEN_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # Built-in events serialise their fields under "attributes", as upstream 0.3+ writes them.
+    _PAYLOAD_IN_ATTRIBUTES: ClassVar[bool] = False
+    _PAYLOAD_FIELDS: ClassVar[tuple[str, ...]] = ()
     LEGACY_TYPE: ClassVar[str] = "flink_agents_async.events.Event"
     """The type of an ``Event(...)`` made without one (0.2 style, deprecated)."""
 
@@ -201,6 +208,11 @@ class Event(BaseModel, metaclass=_EventMeta):
                 value = serialized.pop(name, None)
                 if value is not None:
                     serialized[alias] = value
+            payload = type(self)._PAYLOAD_FIELDS
+            attributes = serialized.get("attributes")
+            if payload and isinstance(attributes, dict):
+                moved = {name: serialized.pop(name) for name in payload if name in serialized}
+                serialized["attributes"] = {**attributes, **moved}
         return serialized
 
     def model_dump_json(self, **kwargs: Any) -> str:
@@ -356,7 +368,30 @@ def event_type_of(trigger: Any) -> str:
     raise TypeError(f"{trigger!r} is not an Event subclass or an event-type string")
 
 
-class InputEvent(Event):
+class _BuiltInEvent(Event):
+    """A built-in event: typed fields in Python, under ``attributes`` in its serialised form
+    (upstream 0.3+'s wire shape), and read back from either place."""
+
+    _PAYLOAD_IN_ATTRIBUTES: ClassVar[bool] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _payload_from_attributes(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            attributes = data.get("attributes")
+            if attributes and isinstance(attributes, dict):
+                lifted = {
+                    name: attributes[name]
+                    for name in cls._PAYLOAD_FIELDS
+                    if name in attributes and name not in data
+                }
+                if lifted:
+                    rest = {key: value for key, value in attributes.items() if key not in lifted}
+                    data = {**data, **lifted, "attributes": rest}
+        return data
+
+
+class InputEvent(_BuiltInEvent):
     """The event that starts a run: carries one input value."""
 
     EVENT_TYPE: ClassVar[str] = "_input_event"
@@ -408,14 +443,14 @@ new_input_event: Callable[[Any], InputEvent] = _input_event_factory()
 """``InputEvent(input=value)`` for the runtime's hot path (the same event, made faster)."""
 
 
-class OutputEvent(Event):
+class OutputEvent(_BuiltInEvent):
     """An output of the run. Each one becomes one ``{key: output}`` entry."""
 
     EVENT_TYPE: ClassVar[str] = "_output_event"
     output: Any = None
 
 
-class _PositionalEvent(Event):
+class _PositionalEvent(_BuiltInEvent):
     """An event that also takes its fields positionally, in ``_POSITIONAL`` order (upstream
     0.3's chat and tool events do: ``ChatRequestEvent("model", messages)``)."""
 

@@ -189,7 +189,8 @@ def test_a_fallback_of_ones_own_replaces_the_row_form() -> None:
     def custom(value: Any) -> Any:
         return {"custom": list(value)}
 
-    assert json.loads(event.model_dump_json(fallback=custom))["input"] == {"custom": [1]}
+    parsed = json.loads(event.model_dump_json(fallback=custom))
+    assert parsed["attributes"]["input"] == {"custom": [1]}
 
 
 # -- 0.2-style events without a type (point 7) --------------------------------------------------
@@ -230,3 +231,41 @@ def test_action_refuses_no_trigger_naming_the_function() -> None:
 
         @action()
         def handle(event: Event, ctx: RunnerContext) -> None: ...
+
+
+# -- the wire shape of built-in events -----------------------------------------------------------
+
+
+def test_built_in_events_serialise_their_payload_under_attributes_as_upstream() -> None:
+    event = InputEvent(input={"row": Row(a=1), "n": [1, 2]})
+    parsed = json.loads(event.model_dump_json())
+    assert "input" not in parsed
+    assert parsed["attributes"]["input"]["row"] == {"type": "Row", "values": [1], "fields": ["a"]}
+    assert parsed["attributes"]["input"]["n"] == [1, 2]
+
+    restored = Event.from_json(event.model_dump_json())
+    assert isinstance(restored, InputEvent) and restored.id == event.id
+    assert restored.input == {"row": Row(a=1), "n": [1, 2]} and restored.attributes == {}
+
+
+def test_a_built_in_event_reads_its_payload_from_either_place() -> None:
+    top_level = OutputEvent.model_validate({"output": 1})
+    nested = OutputEvent.model_validate({"attributes": {"output": 2, "note": "kept"}})
+    assert (top_level.output, nested.output) == (1, 2)
+    assert nested.attributes == {"note": "kept"}
+    typed = InputEvent.from_event(Event(type="_input_event", attributes={"input": "data"}))
+    assert typed.input == "data" and typed.type == "_input_event"
+
+
+def test_action_refuses_a_condition_expression_instead_of_never_matching() -> None:
+    with pytest.raises(TypeError, match="condition expression: they are not supported"):
+
+        @action("type == _input_event && score > 5")
+        def handle(event: Event, ctx: RunnerContext) -> None: ...
+
+
+def test_action_records_its_triggers_under_upstreams_attribute_too() -> None:
+    @action(InputEvent, "custom_event")
+    def handle(event: Event, ctx: RunnerContext) -> None: ...
+
+    assert handle._trigger_conditions == (InputEvent, "custom_event")  # type: ignore[attr-defined]
