@@ -1,12 +1,13 @@
 # Two entry points, both self-contained on a fresh machine:
 #   make demo  -> creates .venv, installs the package, runs examples/quickstart.py
-#   make test  -> creates .venv, installs with every extra the tests need, runs the whole suite
+#   make test  -> creates .venv, installs with every extra the tests need, type-checks the
+#                 package and the bridge (mypy), runs the whole suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test lint format bench bench-llm bench-flink clean
+.PHONY: demo test typecheck lint format bench bench-llm bench-flink clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +25,11 @@ demo: $(VENV)/.installed-base
 	$(PY) examples/quickstart.py
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
+
+typecheck: $(VENV)/.installed-test
+	$(VENV)/bin/mypy
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

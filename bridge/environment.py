@@ -258,7 +258,7 @@ class FlinkExecutionEnvironment(AgentsExecutionEnvironment):
         then the keyword arguments; with ``path``, that file's ``agent:`` section on top."""
         return super().get_config(path)
 
-    def execute(self, job_name: str | None = None) -> Coroutine[Any, Any, Any] | Any:  # type: ignore[override]
+    def execute(self, job_name: str | None = None) -> Coroutine[Any, Any, Any] | Any:
         """Submit the job and wait for it. ``await env.execute()`` runs the blocking submission
         in a worker thread; called without a running event loop it simply blocks."""
         if not any(builder._outputs for builder in self._builders):

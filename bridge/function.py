@@ -61,7 +61,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
-import structlog
 from pyflink.common import Types
 from pyflink.common.time import Time
 from pyflink.datastream import KeyedProcessFunction, KeySelector, RuntimeContext, TimeDomain
@@ -81,13 +80,14 @@ from flink_agents_async.config import (
 )
 from flink_agents_async.errors import ConfigurationError, KeyHaltedError, RuntimeClosedError
 from flink_agents_async.keys import check_key
+from flink_agents_async.logging import library_logger
 
 from .host import LoopHost, Outbox
 from .metrics import FlinkMetricsMirror
 
 __all__ = ["END_OF_INPUT", "AgentProcessFunction", "BridgeOptions"]
 
-logger = structlog.get_logger("flink_agents_async.bridge")
+logger = library_logger("flink_agents_async.bridge")
 
 END_OF_INPUT = 2**63 - 2  # below Long.MAX_VALUE, the watermark that ends a bounded input
 
@@ -109,7 +109,7 @@ def _task_info(runtime_context: RuntimeContext) -> tuple[int, int]:
     except Exception:  # fall back to the Java object
         pass
     try:
-        info = runtime_context._runtime_context.getTaskInfo()  # type: ignore[attr-defined]
+        info = runtime_context._runtime_context.getTaskInfo()
         return int(info.getIndexOfThisSubtask()), int(info.getAttemptNumber())
     except Exception:  # unknown: act as the first attempt of subtask 0
         return 0, 0

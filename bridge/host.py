@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from asyncio import _set_running_loop  # type: ignore[attr-defined]
+from asyncio import _set_running_loop
 from collections import deque
 from collections.abc import Callable, Hashable
 from functools import partial
@@ -40,11 +40,12 @@ from flink_agents_async.agent import AgentPlan
 from flink_agents_async.config import Configuration, JournalOptions
 from flink_agents_async.journal import Codec, Journal
 from flink_agents_async.journal.store import DONE, Ack, JournalStore, Op, StoredJournal
+from flink_agents_async.logging import library_logger
 from flink_agents_async.runtime.system import ActorSystem
 
 __all__ = ["LoopHost", "OutboxStore"]
 
-logger = structlog.get_logger("flink_agents_async.bridge")
+logger = library_logger("flink_agents_async.bridge")
 
 Outbox = deque[tuple[Any, ...]]
 

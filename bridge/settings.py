@@ -28,14 +28,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import structlog
-
 from flink_agents_async.agent import AgentPlan
 from flink_agents_async.errors import ConfigurationError
+from flink_agents_async.logging import library_logger
 
 __all__ = ["apply_defaults", "check_importable", "execution_mode", "worker_paths"]
 
-logger = structlog.get_logger("flink_agents_async.bridge")
+logger = library_logger("flink_agents_async.bridge")
 
 _PROCESS_DEFAULTS = {
     "python.state.cache-size": "100000",

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import structlog
-
 from .errors import ConfigurationError
+from .logging import library_logger
 
 __all__ = [
     "KEYWORD_OPTIONS",
@@ -41,18 +40,20 @@ __all__ = [
     "report_options_without_effect",
 ]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 T = TypeVar("T")
+# Covariant: an option of bool is read where an option of object is expected.
+T_co = TypeVar("T_co", covariant=True)
 
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
-class ConfigOption(Generic[T]):
+class ConfigOption(Generic[T_co]):
     """A typed configuration key with a default value."""
 
-    def __init__(self, key: str, config_type: type[T], default: T | None = None) -> None:
+    def __init__(self, key: str, config_type: type[T_co], default: T_co | None = None) -> None:
         self._key = key
         self._type = config_type
         self._default = default
@@ -60,10 +61,10 @@ class ConfigOption(Generic[T]):
     def get_key(self) -> str:
         return self._key
 
-    def get_type(self) -> type[T]:
+    def get_type(self) -> type[T_co]:
         return self._type
 
-    def get_default_value(self) -> T | None:
+    def get_default_value(self) -> T_co | None:
         return self._default
 
     @property
@@ -71,7 +72,7 @@ class ConfigOption(Generic[T]):
         return self._key
 
     @property
-    def default(self) -> T | None:
+    def default(self) -> T_co | None:
         return self._default
 
     def __repr__(self) -> str:
@@ -119,7 +120,8 @@ def _convert(key: str, value: Any, target: type) -> Any:
             return float(value)
         if target is str:
             return value if isinstance(value, str) else str(value)
-        return target(value)
+        convert: Callable[[Any], Any] = target
+        return convert(value)
     except (TypeError, ValueError) as error:
         raise ConfigurationError(
             f"Invalid value for {key}: {value} (configuration key {key!r} has value {value!r}, "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .agent import Agent, add_resource_to
 from .config import Configuration, load_agent_config_file
+from .hosts import load_host
 from .resources import ResourceType
 
 if TYPE_CHECKING:
@@ -72,17 +73,17 @@ class AgentsExecutionEnvironment(ABC):
                     "t_env was given without env: pass the StreamExecutionEnvironment the table "
                     "environment was created from as env"
                 )
-            from .runtime.local import LocalExecutionEnvironment
-
-            return LocalExecutionEnvironment(**kwargs)
+            environment: AgentsExecutionEnvironment = load_host("local")(None, None, **kwargs)
+            return environment
         try:
-            import bridge
+            create = load_host("flink")
         except ImportError as error:  # pragma: no cover - bridge ships with this package
             raise ImportError(
                 "the Flink environment needs the bridge package and PyFlink: "
                 "pip install 'flink-agents-async[flink]'"
             ) from error
-        return bridge.create_environment(env, t_env, **kwargs)
+        environment = create(env, t_env, **kwargs)
+        return environment
 
     @property
     def resources(self) -> dict[ResourceType, dict[str, Any]]:
@@ -135,7 +136,16 @@ class AgentsExecutionEnvironment(ABC):
         """Run everything to completion: ``await env.execute()`` in async code, a plain call
         (which blocks) where no event loop runs. ``job_name`` names the Flink job."""
 
-    def serve(self, agent: Agent, **options: Any) -> Any:
+    def serve(
+        self,
+        agent: Agent,
+        *,
+        drain_timeout: float = 30.0,
+        max_pending: int = 10_000,
+        busy_policy: str = "queue",
+        idle_timeout: float | None = None,
+    ) -> Any:
         """A long-lived runtime for ``agent`` inside the caller's event loop:
-        ``async with env.serve(agent) as runtime: await runtime.send(key, value)``."""
+        ``async with env.serve(agent) as runtime: await runtime.send(key, value)`` (see the
+        local environment's ``serve`` for the options)."""
         raise NotImplementedError(f"{type(self).__name__} does not offer serve()")

@@ -25,7 +25,7 @@ import types
 import typing
 import warnings
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 from uuid import UUID, SafeUUID
 
 from pydantic import (
@@ -58,7 +58,10 @@ __all__ = [
     "typed_event_class",
 ]
 
-_ModelMetaclass = type(BaseModel)
+if TYPE_CHECKING:
+    from pydantic._internal._model_construction import ModelMetaclass as _ModelMetaclass
+else:
+    _ModelMetaclass = type(BaseModel)  # the same class, without importing pydantic internals
 
 _VERSION_4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _VERSION_4_SET = (4 << 76) | (0x8000 << 48)
@@ -107,7 +110,7 @@ def _closed(annotation: Any) -> bool:
     )
 
 
-class _EventMeta(_ModelMetaclass):  # type: ignore[misc, valid-type]
+class _EventMeta(_ModelMetaclass):
     """Gives every typed subclass a ``type`` default equal to its type string.
 
     Doing it when the class is created keeps event construction as cheap as a plain pydantic
@@ -120,7 +123,7 @@ class _EventMeta(_ModelMetaclass):  # type: ignore[misc, valid-type]
         if is_subclass and "type" not in annotations:
             annotations["type"] = "str"
             namespace["type"] = _class_type_string(name, namespace)
-        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        cls: Any = super().__new__(mcs, name, bases, namespace, **kwargs)
         if is_subclass:
             _TYPED_EVENTS[cls.model_fields["type"].default] = cls
         # Fields whose type lets them hold anything: the only ones checked for serialising.
@@ -226,6 +229,7 @@ class Event(BaseModel, metaclass=_EventMeta):
             super().__setattr__(name, value)
             return
         extra = self.__pydantic_extra__
+        assert extra is not None  # extra="allow"
         was_field = name in self.__dict__
         missing = object()
         old = self.__dict__.get(name, missing) if was_field else extra.get(name, missing)
@@ -277,7 +281,7 @@ class Event(BaseModel, metaclass=_EventMeta):
         self.attributes[name] = value
 
     @classmethod
-    def from_event(cls, event: Event) -> Event:
+    def from_event(cls, event: Event) -> Self:
         """This class's view of ``event``: itself if it already is one, else rebuilt from the
         event's fields and attributes (the same occurrence: id and lineage kept)."""
         if isinstance(event, cls):

@@ -73,6 +73,54 @@ def test_import_does_not_configure_logging() -> None:
     assert result.stderr == ""
 
 
+_QUIET_SCRIPT = """
+import sys
+from flink_agents_async import Agent, AgentsExecutionEnvironment, InputEvent, configure_logging
+from flink_agents_async.logging import library_logger
+
+if sys.argv[1] == "configured":
+    configure_logging(level=10, stream=sys.stdout)
+log = library_logger()
+log.debug("detail-line", step=1)
+log.info("info-line", step=2)
+
+def fail(event, ctx):
+    raise ValueError("boom")
+
+env = AgentsExecutionEnvironment.get_execution_environment()
+env.from_list([{"key": "k", "value": 1}]).apply(Agent().add_action("fail", [InputEvent], fail))
+try:
+    env.execute()
+except ValueError:
+    pass
+"""
+
+
+def run_quiet_script(mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _QUIET_SCRIPT, mode],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=True,
+    )
+
+
+def test_without_logging_configured_only_warnings_and_up_reach_stderr() -> None:
+    result = run_quiet_script("plain")
+    assert result.stdout == ""  # structlog's default would print every level here
+    assert "detail-line" not in result.stderr and "info-line" not in result.stderr
+    assert "run failed" in result.stderr and "key='k'" in result.stderr
+    assert "ValueError('boom')" in result.stderr
+
+
+def test_configured_logging_shows_every_level_with_bound_fields() -> None:
+    result = run_quiet_script("configured")
+    assert "detail-line" in result.stdout and "info-line" in result.stdout
+    assert "run failed" in result.stdout and "step" in result.stdout
+
+
 # -- metric types -------------------------------------------------------------------------------
 
 

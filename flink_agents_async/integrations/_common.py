@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal
 
-import structlog
-
 from ..errors import FlinkAgentsAsyncError, ResourceError
 from ..llm.chat_models import RemoteChatModelConnection
 from ..llm.messages import ChatMessage, MessageRole
 from ..llm.retry import Retryable, retry_after_seconds
 from ..llm.tools import Tool
+from ..logging import library_logger
 
 __all__ = [
     "ChatModelRequestError",
@@ -40,7 +39,7 @@ __all__ = [
     "ServiceFailure",
 ]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 # 408 (request timeout), 409 (conflict: OpenAI's "try again") and 429 (rate limit) are worth
 # another try, as is every 5xx (Anthropic's 529 "overloaded" included); the official SDKs retry

@@ -204,7 +204,7 @@ class OllamaChatModelSetup(BaseChatModelSetup):
     upstream: the connection's applies), ``additional_kwargs`` (more options), ``keep_alive``,
     ``think=True`` (or ``"low"``/``"medium"``/``"high"``), ``extract_reasoning=True``."""
 
-    model: str  # type: ignore[assignment]  # required here, optional in the base
+    model: str  # required here, optional in the base
     temperature: float = Field(default=0.75, ge=0.0, le=1.0)
     num_ctx: int = Field(default=2048, gt=0)
     request_timeout: float | None = 30.0

@@ -294,7 +294,7 @@ class VLLMChatModelConnection(OpenAIChatModelConnection):
 class VLLMChatModelSetup(OpenAIChatModelSetup):
     """As ``OpenAIChatModelSetup``, but the model (the one the server serves) is required."""
 
-    model: str  # type: ignore[assignment]  # required here, optional in the base
+    model: str  # required here, optional in the base
 
     @field_validator("model")
     @classmethod
@@ -338,10 +338,16 @@ class AzureOpenAIChatModelConnection(_ChatCompletionsConnection):
         api_key = first_set(self.api_key, from_env(self.API_KEY_VARIABLE))
         if api_key is None and not from_env("AZURE_OPENAI_AD_TOKEN"):
             raise missing_api_key(name, self.API_KEY_VARIABLE)
+        endpoint = first_set(self.azure_endpoint, from_env("AZURE_OPENAI_ENDPOINT"))
+        if endpoint is None:
+            raise ResourceError(
+                f"{name}: no endpoint: pass azure_endpoint=... to the connection (in its "
+                "ResourceDescriptor) or set the environment variable AZURE_OPENAI_ENDPOINT"
+            )
         return _made(
             name,
             lambda: openai.AsyncAzureOpenAI(
-                azure_endpoint=self.azure_endpoint,
+                azure_endpoint=endpoint,
                 api_key=api_key,
                 api_version=self.api_version,
                 timeout=self.request_timeout,
@@ -373,7 +379,7 @@ class AzureOpenAIChatModelSetup(BaseChatModelSetup):
     required), ``model_of_azure_deployment``, ``temperature`` (0..2) and ``max_tokens`` (sent
     when set), ``logprobs=False``, ``additional_kwargs`` (passed whole, as upstream 0.3)."""
 
-    model: str  # type: ignore[assignment]  # the deployment: required here
+    model: str  # the deployment: required here
     model_of_azure_deployment: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)

@@ -452,8 +452,10 @@ class Codec:
         )
 
     def _encode_namedtuple(self, value: tuple[Any, ...]) -> msgpack.ExtType:
-        path = _class_path(type(value))
-        if find_class(path) is type(value) and len(type(value)._fields) == len(value):
+        value_type: Any = type(value)
+        path = _class_path(value_type)
+        fields = value_type._fields
+        if find_class(path) is value_type and len(fields) == len(value):
             return msgpack.ExtType(_NAMED_TUPLE, self._pack([path, list(value)]))
         if self.allow_pickle:
             return msgpack.ExtType(_PICKLE, pickle.dumps(value))
@@ -717,7 +719,7 @@ class Codec:
         cls = self._required_class(path, object, "dataclass")
         if cls is None:
             return Unresolved(path, fields)
-        if not dataclasses.is_dataclass(cls):
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             raise JournalError(f"journal names {path} as a dataclass, but it is not one")
         instance = object.__new__(cls)
         for name, value in fields.items():

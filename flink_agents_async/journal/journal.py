@@ -13,7 +13,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import structlog
 
 from ..durable import RECONCILE, DurableCall, Outcome, Reconcile
 from ..errors import (
@@ -23,6 +22,7 @@ from ..errors import (
     NonDeterminismError,
     ReplayedError,
 )
+from ..logging import library_logger
 from ..memory import MemoryStore, MemoryType
 from .codec import Codec, JournalEncodeError, find_class, rebuild_exception
 from .records import (
@@ -40,7 +40,7 @@ from .store import DONE, Ack, JournalStore
 
 __all__ = ["DIVERGENCE_MODES", "Journal", "RecoveredInput", "RecoveredJournal", "RunRecorder"]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 DIVERGENCE_MODES = ("warn", "strict")
 
@@ -206,8 +206,8 @@ class Journal:
             state.runs = max(state.runs, failure.run)
             recovered.failures.append(self._replayed_failure(state.key, failure))
         for seq, key_bytes, status, data in stored.inputs:
-            record = InputRecord.unpack(seq, status, data)
-            recovered.inputs[seq] = RecoveredInput(record, key_state(key_bytes).key)
+            input_record = InputRecord.unpack(seq, status, data)
+            recovered.inputs[seq] = RecoveredInput(input_record, key_state(key_bytes).key)
             recovered.next_seq = max(recovered.next_seq, seq + 1)
         for seq, slot, data in stored.calls:
             entry = recovered.inputs.get(seq)
@@ -532,7 +532,7 @@ class RunRecorder:
             self.next_record_slot = call.slot + 1
             return None
         digest = self._digest(call)
-        slot = call.slot
+        slot: int | None = call.slot
         fields = None
         if slot in self.recorded and slot not in self.consumed:
             fields = CallRecord.fields(slot, self.recorded[slot])

@@ -31,9 +31,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from ..errors import JournalError, JournalWriteError
+from ..logging import library_logger
 from .lock import JournalLock
 from .records import INPUT_COMMITTED, INPUT_FAILED, OutputsRecord
 from .sqlite_file import (
@@ -54,7 +53,7 @@ from .store import Ack, DurabilityTracker, JournalStore, Op, StoredJournal
 
 __all__ = ["DURABILITY_MODES", "JOURNAL_FILE", "SQLiteJournalStore", "read_journal"]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 DURABILITY_MODES = {"sync": "FULL", "batch": "NORMAL", "none": "OFF"}
 

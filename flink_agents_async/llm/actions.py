@@ -34,11 +34,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid5
 
-import structlog
-
 from ..config import AgentExecutionOptions
 from ..errors import FlinkAgentsAsyncError, ResourceError
 from ..events import ChatRequestEvent, ChatResponseEvent, ToolRequestEvent, ToolResponseEvent
+from ..logging import library_logger
 from ..resources import ResourceType
 from .chat_models import BaseChatModelSetup, is_sync_setup
 from .messages import ChatMessage, MessageRole
@@ -58,7 +57,7 @@ __all__ = [
     "process_tool_request",
 ]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 CHAT_MODEL_ACTION = "chat_model_action"
 TOOL_CALL_ACTION = "tool_call_action"

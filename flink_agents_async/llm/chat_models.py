@@ -24,23 +24,23 @@ import re
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-import structlog
 from pydantic import Field, PrivateAttr
 
 from ..errors import ResourceError
+from ..logging import library_logger
 from ..resources import Resource, ResourceNotFoundError, ResourceType
 from .messages import ChatMessage, MessageRole
 from .prompts import Prompt, prompt_arguments
 from .retry import Retryable, RetryOutcome, RetryPolicy
 from .tools import Tool
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 T = TypeVar("T")
 
 __all__ = [
@@ -135,7 +135,9 @@ def _with_schema(output_schema: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs if output_schema is None else {**kwargs, "output_schema": output_schema}
 
 
-def _run_async(connection: BaseChatModelConnection, call: Callable[[], Awaitable[T]]) -> T:
+def _run_async(
+    connection: BaseChatModelConnection, call: Callable[[], Coroutine[Any, Any, T]]
+) -> T:
     """Run ``call`` from sync code: on the event loop that started this worker thread (the
     runtime's thread pool), else on a loop of its own, releasing what ``connection`` made for
     that loop before it closes."""

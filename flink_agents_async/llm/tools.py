@@ -245,7 +245,7 @@ class FunctionTool(Tool):
         return self
 
     @classmethod
-    def from_callable(  # type: ignore[override]
+    def from_callable(
         cls,
         func: Callable[..., Any],
         *,
@@ -403,15 +403,15 @@ def _json_type(name: str, schema: Any, definitions: Mapping[str, Any]) -> Any:
             return _json_type(target, definitions[target], definitions)
         return Any
     if "enum" in schema:
-        return typing.Literal[tuple(schema["enum"])]  # type: ignore[misc]
+        return typing.Literal[tuple(schema["enum"])]
     for combined in ("anyOf", "oneOf"):
         if combined in schema:
             options = [_json_type(name, option, definitions) for option in schema[combined]]
-            return typing.Union[tuple(options)]  # type: ignore[return-value]  # noqa: UP007
+            return typing.Union[tuple(options)]  # noqa: UP007
     kind = schema.get("type")
     if isinstance(kind, list):
         options = [_json_type(name, {**schema, "type": one}, definitions) for one in kind]
-        return typing.Union[tuple(options)]  # type: ignore[return-value]  # noqa: UP007
+        return typing.Union[tuple(options)]  # noqa: UP007
     if kind == "array":
         return list[_json_type(f"{name}_item", schema.get("items", {}), definitions)]  # type: ignore[misc]
     if kind == "object":

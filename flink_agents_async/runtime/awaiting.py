@@ -15,13 +15,13 @@ import warnings
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
-import structlog
+from ..logging import library_logger
 
 __all__ = ["MustAwait", "loop_is_running"]
 
 T = TypeVar("T")
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 
 def loop_is_running() -> bool:

@@ -11,14 +11,13 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Hashable, Iterable, Mapping
 from typing import Any
 
-import structlog
-
 from ..errors import InputError
 from ..keys import check_key
+from ..logging import library_logger
 
 __all__ = ["CheckedInput", "InputReader"]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 _KEY_FIELDS = ("key", "k")
 _VALUE_FIELDS = ("value", "v")

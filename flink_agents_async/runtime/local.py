@@ -27,7 +27,12 @@ from .outputs import OutputHub, OutputStream
 from .service import ServiceRuntime
 from .system import ActorSystem
 
-__all__ = ["BatchOutputs", "LocalAgentBuilder", "LocalExecutionEnvironment"]
+__all__ = [
+    "BatchOutputs",
+    "LocalAgentBuilder",
+    "LocalExecutionEnvironment",
+    "create_environment",
+]
 
 
 class BatchOutputs:
@@ -224,7 +229,7 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         self._builder = LocalAgentBuilder(self, source)
         return self._builder
 
-    def execute(self, job_name: str | None = None) -> Coroutine[Any, Any, None] | None:  # type: ignore[override]
+    def execute(self, job_name: str | None = None) -> Coroutine[Any, Any, None] | None:
         """Run every input to completion.
 
         ``await env.execute()`` in async code. Called without a running event loop (a plain
@@ -329,3 +334,9 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
             busy_policy=busy_policy,
             idle_timeout=idle_timeout,
         )
+
+
+def create_environment(env: Any, t_env: Any, **kwargs: Any) -> LocalExecutionEnvironment:
+    """The local host's factory (``flink_agents_async.hosts``): ``env`` and ``t_env`` are
+    Flink's and always None here; ``kwargs`` configure the runtime."""
+    return LocalExecutionEnvironment(**kwargs)

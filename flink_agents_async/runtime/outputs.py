@@ -22,11 +22,11 @@ from collections.abc import Callable, Hashable
 from types import TracebackType
 from typing import Any
 
-import structlog
+from ..logging import library_logger
 
 __all__ = ["OVERFLOW_POLICIES", "OutputHub", "OutputStream"]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 OVERFLOW_POLICIES = ("wait", "drop-oldest")
 

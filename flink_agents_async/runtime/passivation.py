@@ -14,10 +14,9 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-import structlog
-
 from ..errors import JournalWriteError
 from ..journal import JournalEncodeError
+from ..logging import library_logger
 
 if TYPE_CHECKING:
     from .actor import Actor
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Passivation"]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 _MIN_SWEEP_PAUSE = 0.01
 

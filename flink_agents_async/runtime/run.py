@@ -24,10 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from .._guard import ensure_not_durable
-from ..context import ActionContext
 from ..durable import (
     DurableCall,
     Outcome,
@@ -45,7 +42,9 @@ from ..errors import (
     NonDeterminismError,
 )
 from ..events import Event, InputEvent, OutputEvent, new_input_event, typed_event_class
+from ..logging import library_logger
 from ..memory import MemoryObject, MemoryStore, MemoryType
+from .action_context import ActionContext
 
 if TYPE_CHECKING:
     from ..agent import ActionSpec
@@ -55,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Run"]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 _OUTPUT_TYPE = OutputEvent.EVENT_TYPE
 _INPUT_TYPE = InputEvent.EVENT_TYPE
@@ -240,8 +239,7 @@ class Run:
             return
         self.events += 1
         if self.events > self.system.max_events_per_run:
-            self._fail_runaway(event)
-            raise self.failure.cause  # type: ignore[union-attr]
+            raise self._fail_runaway(event)
         self.pending.append(_normalized(event) if type(event) is Event else event)
         if not self.pumping and not self.pump_scheduled:
             self.pump_scheduled = True
@@ -339,7 +337,8 @@ class Run:
         self.failure = ActionFailedError(self.key, self.number, spec.name, event.type, error)
         self._stop_everything()
 
-    def _fail_runaway(self, event: Event) -> None:
+    def _fail_runaway(self, event: Event) -> RuntimeError:
+        """Fail the run for queueing too many events; returns the error, for the sender."""
         limit = self.system.max_events_per_run
         error = RuntimeError(
             f"run {self.number} of key {self.key!r} queued more than {limit} events (the last "
@@ -349,6 +348,7 @@ class Run:
         self.runaway = True
         self.failure = ActionFailedError(self.key, self.number, "<router>", event.type, error)
         self._stop_everything()
+        return error
 
     def _action_timed_out(
         self, spec: ActionSpec, event: Event, task: asyncio.Future[Any], timeout: float

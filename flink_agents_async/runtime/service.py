@@ -27,20 +27,19 @@ from collections.abc import Hashable
 from types import TracebackType
 from typing import Any
 
-import structlog
-
 from ..agent import AgentPlan
 from ..config import Configuration
 from ..errors import JournalWriteError, RuntimeBusyError, RuntimeClosedError
 from ..journal import Journal
 from ..keys import check_key
+from ..logging import library_logger
 from .outputs import OutputHub, OutputStream
 from .passivation import Passivation
 from .system import ActorSystem
 
 __all__ = ["RunHandle", "ServiceRuntime"]
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 BUSY_POLICIES = ("queue", "reject")
 
@@ -309,7 +308,7 @@ class ServiceRuntime:
                 "the runtime does not accept inputs: use it inside `async with env.serve(...)`"
                 + ("" if self._system is None else " (it is shutting down)")
             )
-        return self._system
+        return system
 
     # -- reading ----------------------------------------------------------------------------
 

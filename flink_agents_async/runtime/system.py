@@ -16,7 +16,6 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import structlog
 
 from ..config import (
     AgentExecutionOptions,
@@ -38,6 +37,7 @@ from ..errors import (
 from ..events import OutputEvent
 from ..journal import Journal, RecoveredJournal
 from ..journal.store import DONE
+from ..logging import library_logger
 from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
 from ..resources import ResourceCache, configured_arguments
@@ -54,7 +54,7 @@ __all__ = ["ActorSystem", "OutputSink"]
 OutputSink = Callable[[int, Hashable, Any], None]
 """Called with ``(input_seq, key, output)`` for each output, once its run is durable."""
 
-logger = structlog.get_logger("flink_agents_async")
+logger = library_logger()
 
 
 def _error_strategy(config: Configuration) -> str:
