@@ -31,7 +31,8 @@ from flink_agents_async import (
     RuntimeClosedError,
     action,
 )
-from flink_agents_async.journal import JournalEncodeError, MemoryJournalStore
+from flink_agents_async.clock import MockClock
+from flink_agents_async.journal import JournalEncodeError, MemoryJournalStore, SQLiteJournalStore
 
 GUARD = 5.0  # only ever reached when the behaviour under test is broken
 FENCE = "__fence__"
@@ -689,22 +690,58 @@ async def test_input_refused_at_close_is_not_run_at_next_start() -> None:
     await drain(stream)
 
 
+class HeldAck:
+    """An ack of the real store that the test also holds back: a disk as slow as the test
+    needs, whatever the machine's disk is."""
+
+    def __init__(self, ack: Any, released: asyncio.Event) -> None:
+        self._ack = ack
+        self._released = released
+
+    @property
+    def done(self) -> bool:
+        return self._released.is_set() and self._ack.done
+
+    def __await__(self) -> Any:
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        await self._released.wait()
+        await self._ack
+
+
+class SlowDiskStore(SQLiteJournalStore):
+    """The real SQLite journal, whose input writes become durable only once ``released`` is
+    set."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory, "sync")
+        self.released = asyncio.Event()
+
+    def write(self, ops: Any) -> Any:
+        ack = super().write(ops)
+        if any(op[0] == "input" for op in ops):
+            return HeldAck(ack, self.released)
+        return ack
+
+
 async def test_submit_cancelled_while_journaling_runs_now_or_never(tmp_path: Path) -> None:
     """A submit cancelled while it waits for the journal: its input may count as accepted
     or not, but it must not run only at some later start, after inputs sent after it."""
-    kwargs = {"journal_dir": tmp_path / "journal", "durability": "sync"}
+    directory = tmp_path / "journal"
     log: list[Any] = []
-    async with make_env(**kwargs).serve(gated_agent({}, log)) as runtime:
+    store = SlowDiskStore(directory)
+    async with make_env(journal_store=store).serve(gated_agent({}, log)) as runtime:
         submitting = asyncio.create_task(runtime.submit("k", "cancelled"))
-        await asyncio.sleep(0)  # one step: the input is written, the ack is awaited
-        if submitting.done():
-            pytest.skip("the journal acknowledged at once; nothing to cancel")
+        await yield_loop()  # the input is written, its ack is awaited
+        assert not submitting.done()
         submitting.cancel()
         await asyncio.wait([submitting], timeout=GUARD)
+        store.released.set()
         await runtime.send("k", "later")
         await yield_loop()
         assert runtime.stats()["unfinished_inputs"] == 0
-    async with make_env(**kwargs).serve(gated_agent({}, log)):
+    async with make_env(journal_dir=directory).serve(gated_agent({}, log)):
         pass  # whatever this start resumes, it finishes while draining
     assert log in ([("k", "later")], [("k", "cancelled"), ("k", "later")]), log
 
@@ -1019,74 +1056,81 @@ def ttl_agent() -> Agent:
     return Ttl()
 
 
-def ttl_env(milliseconds: int, update_type: str | None = None, **kwargs: Any) -> Any:
+def ttl_env(
+    milliseconds: int, update_type: str | None = None, *, clock: MockClock, **kwargs: Any
+) -> Any:
     config: dict[str, Any] = {"short-term-memory.state-ttl.ms": milliseconds}
     if update_type is not None:
         config["short-term-memory.state-ttl.update-type"] = update_type
-    return make_env(config=config, **kwargs)
+    return make_env(config=config, clock=clock, **kwargs)
 
 
 async def test_ttl_value_expires_in_a_later_run() -> None:
-    async with ttl_env(50).serve(ttl_agent()) as runtime:
+    clock = MockClock()
+    async with ttl_env(50, clock=clock).serve(ttl_agent()) as runtime:
         assert await runtime.send("k", ("set", "v")) == [["v", True]]
+        clock.advance(0.04)  # within the TTL
         assert await runtime.send("k", ("get", None)) == [["v", True]]
-        await asyncio.sleep(0.1)
+        clock.advance(0.06)  # past the TTL of that read's refresh
         assert await runtime.send("k", ("get", None)) == [[None, False]]
         assert await runtime.send("k", ("set", "w")) == [["w", True]]  # writable again
 
 
 async def test_ttl_is_refreshed_on_write() -> None:
-    async with ttl_env(100, "ON_CREATE_AND_WRITE").serve(ttl_agent()) as runtime:
+    clock = MockClock()
+    async with ttl_env(100, "ON_CREATE_AND_WRITE", clock=clock).serve(ttl_agent()) as runtime:
         await runtime.send("k", ("set", 1))
-        await asyncio.sleep(0.06)
+        clock.advance(0.06)
         await runtime.send("k", ("set", 2))
-        await asyncio.sleep(0.06)  # 120 ms after the first write, 60 ms after the second
+        clock.advance(0.06)  # 120 ms after the first write, 60 ms after the second
         assert await runtime.send("k", ("get", None)) == [[2, True]]
+        clock.advance(0.041)  # 101 ms after the second write
+        assert await runtime.send("k", ("get", None)) == [[None, False]]
 
 
 async def test_ttl_on_read_and_write_refreshes_on_read() -> None:
-    async with ttl_env(100, "ON_READ_AND_WRITE").serve(ttl_agent()) as runtime:
+    clock = MockClock()
+    async with ttl_env(100, "ON_READ_AND_WRITE", clock=clock).serve(ttl_agent()) as runtime:
         await runtime.send("k", ("set", "v"))
-        for _ in range(5):  # 150 ms in all, each read within 30 ms of the last
-            await asyncio.sleep(0.03)
+        for _ in range(5):  # 450 ms in all, each read 90 ms after the last
+            clock.advance(0.09)
             assert await runtime.send("k", ("get", None)) == [["v", True]]
 
 
 async def test_ttl_on_create_and_write_does_not_refresh_on_read() -> None:
-    async with ttl_env(100, "ON_CREATE_AND_WRITE").serve(ttl_agent()) as runtime:
+    clock = MockClock()
+    async with ttl_env(100, "ON_CREATE_AND_WRITE", clock=clock).serve(ttl_agent()) as runtime:
         await runtime.send("k", ("set", "v"))
-        written = time.monotonic()
         seen = []
-        for _ in range(5):
-            await asyncio.sleep(0.03)
-            seen.append((time.monotonic() - written, await runtime.send("k", ("get", None))))
-        assert seen[0][1] == [["v", True]]
-        assert seen[-1][0] > 0.1
-        assert seen[-1][1] == [[None, False]]
+        for _ in range(3):
+            clock.advance(0.04)
+            seen.append(await runtime.send("k", ("get", None)))
+        assert seen == [[["v", True]], [["v", True]], [[None, False]]]  # 120 ms: expired
 
 
 async def test_ttl_survives_passivation() -> None:
-    async with ttl_env(300, "ON_CREATE_AND_WRITE").serve(ttl_agent(), idle_timeout=0.02) as rt:
+    clock = MockClock()
+    env = ttl_env(300, "ON_CREATE_AND_WRITE", clock=clock)
+    async with env.serve(ttl_agent(), idle_timeout=0.02) as rt:
         await rt.send("k", ("set", "v"))
-        written = time.monotonic()
         await wait_until(lambda: rt.stats()["keys_passivated"] == 1, rt.stats)
-        result = await rt.send("k", ("get", None))
-        if time.monotonic() - written < 0.25:
-            assert result == [["v", True]]
+        clock.advance(0.25)
+        assert await rt.send("k", ("get", None)) == [["v", True]]  # reloaded with its stamp
         await wait_until(lambda: rt.stats()["keys_passivated"] == 1, rt.stats)
-        await asyncio.sleep(max(0.0, 0.35 - (time.monotonic() - written)))
+        clock.advance(0.1)  # 350 ms after the write
         assert await rt.send("k", ("get", None)) == [[None, False]]
 
 
 async def test_ttl_not_refreshed_by_a_failed_run() -> None:
     """A failed run leaves its key as before: its rolled-back write does not keep the
     committed value alive."""
-    async with ttl_env(100, "ON_CREATE_AND_WRITE").serve(ttl_agent()) as runtime:
+    clock = MockClock()
+    async with ttl_env(100, "ON_CREATE_AND_WRITE", clock=clock).serve(ttl_agent()) as runtime:
         await runtime.send("k", ("set", "v"))
-        await asyncio.sleep(0.05)
+        clock.advance(0.05)
         with pytest.raises(ActionFailedError):
             await runtime.send("k", ("fail", "w"))
-        await asyncio.sleep(0.08)  # 130 ms after the only committed write
+        clock.advance(0.08)  # 130 ms after the only committed write
         assert await runtime.send("k", ("get", None)) == [[None, False]]
 
 
@@ -1094,23 +1138,23 @@ async def test_ttl_read_refresh_survives_a_crash() -> None:
     """With ON_READ_AND_WRITE a committed run's read refreshes the value; recovery restores
     keys to their last committed run, so the refresh must survive a crash."""
     store = MemoryJournalStore()
-    crashed = ttl_env(300, "ON_READ_AND_WRITE", journal_store=store).serve(ttl_agent())
-    await crashed.__aenter__()
+    clock = MockClock()
+    crashed = ttl_env(300, "ON_READ_AND_WRITE", journal_store=store, clock=clock)
+    crashed_runtime = crashed.serve(ttl_agent())
+    await crashed_runtime.__aenter__()
     try:
-        await crashed.send("k", ("set", "v"))
-        written = time.monotonic()
-        await asyncio.sleep(0.2)
-        assert await crashed.send("k", ("get", None)) == [["v", True]]  # refreshed: +300 ms
-        read = time.monotonic()
+        await crashed_runtime.send("k", ("set", "v"))
+        clock.advance(0.2)
+        assert await crashed_runtime.send("k", ("get", None)) == [["v", True]]  # +300 ms
         # --- crash: the first runtime is never closed ---
-        env = ttl_env(300, "ON_READ_AND_WRITE", journal_store=store)
+        env = ttl_env(300, "ON_READ_AND_WRITE", journal_store=store, clock=clock)
         async with env.serve(ttl_agent()) as runtime:
-            await asyncio.sleep(max(0.0, 0.35 - (time.monotonic() - written)))
-            result = await runtime.send("k", ("get", None))
-            if time.monotonic() - read < 0.28:  # still within the TTL of the refresh
-                assert result == [["v", True]]
+            clock.advance(0.15)  # 350 ms after the write, 150 ms after the refreshing read
+            assert await runtime.send("k", ("get", None)) == [["v", True]]
+            clock.advance(0.301)  # past the TTL of that read's own refresh
+            assert await runtime.send("k", ("get", None)) == [[None, False]]
     finally:
-        await crashed.__aexit__(None, None, None)
+        await crashed_runtime.__aexit__(None, None, None)
 
 
 @pytest.mark.parametrize(

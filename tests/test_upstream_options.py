@@ -4,14 +4,12 @@ by upstream's constant, by this project's name, or as strings."""
 from __future__ import annotations
 
 import asyncio
-import types
 from typing import Any
 
 import pytest
 import structlog
 from pydantic import BaseModel
 
-import flink_agents_async.runtime.system as system_module
 from flink_agents_async import (
     Agent,
     AgentConfigOptions,
@@ -28,6 +26,7 @@ from flink_agents_async import (
     ShortTermMemoryTtlVisibility,
     action,
 )
+from flink_agents_async.clock import MockClock
 from flink_agents_async.config import OPTIONS_WITHOUT_EFFECT, Configuration, ShortTermMemoryOptions
 
 
@@ -162,18 +161,8 @@ class TtlInput(BaseModel):
     sleep_ms: int
 
 
-class Clock:
-    """The runtime's wall clock, moved by the agent instead of by sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-
 class TtlAgent(Agent):
-    clock: Clock
+    clock: MockClock  # the runtime's clock, moved by the agent instead of by sleeping
 
     @action(EventType.InputEvent)
     @staticmethod
@@ -182,14 +171,13 @@ class TtlAgent(Agent):
         memory = ctx.short_term_memory
         existing = memory.get(data.event_key)
         memory.set(data.event_key, (existing or 0) + 1)
-        TtlAgent.clock.now += data.sleep_ms / 1000  # what upstream's time.sleep does
+        TtlAgent.clock.advance(data.sleep_ms / 1000)  # what upstream's time.sleep does
         ctx.send_event(
             OutputEvent(output=f"{data.event_key}|{'NEW' if existing is None else 'EXISTING'}")
         )
 
 
 def run_ttl_scenario(
-    monkeypatch: pytest.MonkeyPatch,
     ttl_ms: int,
     sleep_ms: int,
     *,
@@ -197,9 +185,8 @@ def run_ttl_scenario(
     configure_ttl_options: bool,
     by_upstream_constants: bool,
 ) -> list[Any]:
-    clock = TtlAgent.clock = Clock()
-    monkeypatch.setattr(system_module, "time", types.SimpleNamespace(time=clock.time))
-    env = AgentsExecutionEnvironment.get_execution_environment()
+    clock = TtlAgent.clock = MockClock()
+    env = AgentsExecutionEnvironment.get_execution_environment(clock=clock)
     config = env.get_config()
     if by_upstream_constants:
         ttl, update, visibility = (
@@ -244,11 +231,10 @@ SCENARIOS = {
 @pytest.mark.parametrize("by_upstream_constants", [True, False], ids=["upstream", "own-names"])
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_upstreams_short_term_memory_ttl_scenarios(
-    monkeypatch: pytest.MonkeyPatch, scenario: str, by_upstream_constants: bool
+    scenario: str, by_upstream_constants: bool
 ) -> None:
     ttl_ms, sleep_ms, configure_ttl_ms, configure_options, expected = SCENARIOS[scenario]
     results = run_ttl_scenario(
-        monkeypatch,
         ttl_ms,
         sleep_ms,
         configure_ttl_ms=configure_ttl_ms,

@@ -15,6 +15,7 @@ from collections.abc import Coroutine, Hashable, Iterable
 from typing import Any
 
 from ..agent import Agent, AgentPlan
+from ..clock import SYSTEM_CLOCK, Clock
 from ..config import KEYWORD_OPTIONS, Configuration, JournalOptions, keyword_settings
 from ..environment import AgentBuilder, AgentsExecutionEnvironment
 from ..errors import ActionFailedError
@@ -158,7 +159,7 @@ class LocalAgentBuilder(AgentBuilder):
     async def _run(self, config: Configuration, journal: Journal) -> None:
         if self._plan is None:
             raise RuntimeError("nothing to execute: call apply(agent) on the builder first")
-        system = self._system = ActorSystem(self._plan, config, journal)
+        system = self._system = ActorSystem(self._plan, config, journal, self._env.clock)
         try:
             recovered = await system.open(mode="batch")
             if self._output_list is not None:  # outputs committed before a restart
@@ -188,15 +189,18 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         self,
         config: dict[str, Any] | None = None,
         journal_store: JournalStore | None = None,
+        clock: Clock | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__()
         self._journal_store = journal_store
+        #: Where the runtime reads wall time (a ``MockClock`` in tests).
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         settings = keyword_settings(
             kwargs,
             KEYWORD_OPTIONS,
             "get_execution_environment()",
-            "journal_store=..., config={...}",
+            "journal_store=..., clock=..., config={...}",
         )
         if config:
             self._config.update(config)
@@ -333,6 +337,7 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
             max_pending=max_pending,
             busy_policy=busy_policy,
             idle_timeout=idle_timeout,
+            clock=self.clock,
         )
 
 

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from ..agent import AgentPlan
+from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Configuration
 from ..errors import JournalWriteError, RuntimeBusyError, RuntimeClosedError
 from ..journal import Journal
@@ -82,7 +83,9 @@ class ServiceRuntime:
         max_pending: int = 10_000,
         busy_policy: str = "queue",
         idle_timeout: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         if busy_policy not in BUSY_POLICIES:
             raise ValueError(f"busy_policy must be one of {BUSY_POLICIES}, got {busy_policy!r}")
         if max_pending < 1:
@@ -116,7 +119,7 @@ class ServiceRuntime:
     async def __aenter__(self) -> ServiceRuntime:
         if self._system is not None:
             raise RuntimeError("a runtime is entered once: call env.serve(agent) again")
-        system = self._system = ActorSystem(self._plan, self._config, self._journal)
+        system = self._system = ActorSystem(self._plan, self._config, self._journal, self._clock)
         try:
             recovered = await system.open(mode="service")
         except BaseException:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..config import (
     AgentExecutionOptions,
     ConfigOption,
@@ -90,7 +90,13 @@ def _memory_ttl(config: Configuration) -> tuple[float | None, bool]:
 class ActorSystem:
     """All actors of one applied agent in one runtime. Create it inside the running loop."""
 
-    def __init__(self, plan: AgentPlan, config: Configuration, journal: Journal) -> None:
+    def __init__(
+        self,
+        plan: AgentPlan,
+        config: Configuration,
+        journal: Journal,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.plan = plan
         self.config = config
         self.journal = journal
@@ -114,7 +120,7 @@ class ActorSystem:
         self.action_timeout = _timeout(config, AgentExecutionOptions.ACTION_TIMEOUT)
         self.run_timeout = _timeout(config, AgentExecutionOptions.RUN_TIMEOUT)
         self.actors: dict[Hashable, Actor] = {}
-        self.clock: Callable[[], float] = time.time
+        self.clock: Callable[[], float] = clock.time
         self._ttl_seconds, self._ttl_on_read = _memory_ttl(config)
         # Service hooks (None for batch jobs): where idle actors go, and how missing keys come
         # back (see runtime.passivation).
