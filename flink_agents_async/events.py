@@ -191,9 +191,21 @@ class Event(BaseModel, metaclass=_EventMeta):
 
     @model_validator(mode="after")
     def _check_serializable(self) -> Self:
-        if not _surely_serializable(self):
-            self.model_dump_json()  # raises PydanticSerializationError, a ValueError
-        if type(self) is Event and "type" not in self.__pydantic_fields_set__:
+        # Runs for every event made: scalars and empty dicts are settled inline, anything
+        # else by the fuller check, and only what that cannot settle is serialised.
+        cls = type(self)
+        fields = self.__dict__
+        scalar = _SERIALIZABLE
+        for name in cls._OPEN_FIELDS:
+            value = fields[name]
+            if type(value) not in scalar and (type(value) is not dict or value):
+                if not _surely_serializable(self):
+                    self.model_dump_json()  # raises PydanticSerializationError, a ValueError
+                break
+        else:
+            if self.__pydantic_extra__ and not _surely_serializable(self):
+                self.model_dump_json()
+        if cls is Event and "type" not in self.__pydantic_fields_set__:
             # Upstream 0.2 events had no type field: route them by their class, and say so.
             warnings.warn(
                 "an Event without a type is the 0.2 style and is routed as "
@@ -302,7 +314,25 @@ class Event(BaseModel, metaclass=_EventMeta):
         if not isinstance(data, dict) or not data.get("type"):
             raise ValueError("Event JSON must be an object with a non-empty 'type' field")
         target = _TYPED_EVENTS.get(data["type"], cls) if cls is Event else cls
-        return target.model_validate({name: rows.from_json(value) for name, value in data.items()})
+        data = {name: rows.from_json(value) for name, value in data.items()}
+        return target.model_validate(_payload_lifted(target, data))
+
+
+def _payload_lifted(cls: type[Event], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the payload fields a built-in event serialises under ``attributes``
+    moved back to the top level (where they are not there already)."""
+    attributes = data.get("attributes")
+    if not cls._PAYLOAD_FIELDS or not isinstance(attributes, dict):
+        return data
+    lifted = {
+        name: attributes[name]
+        for name in cls._PAYLOAD_FIELDS
+        if name in attributes and name not in data
+    }
+    if not lifted:
+        return data
+    rest = {key: value for key, value in attributes.items() if key not in lifted}
+    return {**data, **lifted, "attributes": rest}
 
 
 def _surely_serializable(event: Event) -> bool:
@@ -374,25 +404,9 @@ def event_type_of(trigger: Any) -> str:
 
 class _BuiltInEvent(Event):
     """A built-in event: typed fields in Python, under ``attributes`` in its serialised form
-    (upstream 0.3+'s wire shape), and read back from either place."""
+    (upstream 0.3+'s wire shape); ``from_json`` and ``from_event`` read either place."""
 
     _PAYLOAD_IN_ATTRIBUTES: ClassVar[bool] = True
-
-    @model_validator(mode="before")
-    @classmethod
-    def _payload_from_attributes(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            attributes = data.get("attributes")
-            if attributes and isinstance(attributes, dict):
-                lifted = {
-                    name: attributes[name]
-                    for name in cls._PAYLOAD_FIELDS
-                    if name in attributes and name not in data
-                }
-                if lifted:
-                    rest = {key: value for key, value in attributes.items() if key not in lifted}
-                    data = {**data, **lifted, "attributes": rest}
-        return data
 
 
 class InputEvent(_BuiltInEvent):

@@ -249,8 +249,10 @@ def test_built_in_events_serialise_their_payload_under_attributes_as_upstream() 
 
 
 def test_a_built_in_event_reads_its_payload_from_either_place() -> None:
-    top_level = OutputEvent.model_validate({"output": 1})
-    nested = OutputEvent.model_validate({"attributes": {"output": 2, "note": "kept"}})
+    top_level = OutputEvent.from_json('{"type": "_output_event", "output": 1}')
+    nested = OutputEvent.from_json(
+        '{"type": "_output_event", "attributes": {"output": 2, "note": "kept"}}'
+    )
     assert (top_level.output, nested.output) == (1, 2)
     assert nested.attributes == {"note": "kept"}
     typed = InputEvent.from_event(Event(type="_input_event", attributes={"input": "data"}))
