@@ -38,6 +38,7 @@ from flink_agents_async.testing import (  # noqa: E402 - after the importorskips
     Reply,
     ToolCall,
     Usage,
+    echo_reply,
     fake_embedding,
 )
 
@@ -664,22 +665,31 @@ async def post_json(port: int, path: str, payload: dict[str, Any]) -> tuple[int,
 
 
 async def test_200_concurrent_requests_are_in_flight_together() -> None:
-    async with ModelServer(latency=0.3) as server:
-        answers = await asyncio.gather(
-            *(
-                post_json(
-                    server.port, "/v1/chat/completions", {"model": "m", "messages": [user(f"q{i}")]}
-                )
-                for i in range(200)
+    async with ModelServer() as server:
+        all_arrived = asyncio.Event()  # used only on the server's loop
+
+        async def answer_once_all_arrived(request: ModelRequest) -> Reply:
+            # Served one after another, the first request would wait here until the test's
+            # guard ends it: answering only once all 200 are in flight proves they all are.
+            if server.in_flight >= 200:
+                all_arrived.set()
+            await all_arrived.wait()
+            return echo_reply(request)
+
+        server.respond_with(answer_once_all_arrived)
+        requests = (
+            post_json(
+                server.port, "/v1/chat/completions", {"model": "m", "messages": [user(f"q{i}")]}
             )
+            for i in range(200)
         )
+        answers = await asyncio.wait_for(asyncio.gather(*requests), 60)
 
         assert {status for status, _ in answers} == {200}
         texts = sorted(body["choices"][0]["message"]["content"] for _, body in answers)
         assert texts == sorted(f"echo: q{i}" for i in range(200))
         assert server.count() == 200
-        # Served side by side, not one after the other: the latency is a sleep, not a thread.
-        assert server.max_in_flight >= 150
+        assert server.max_in_flight == 200
         assert server.in_flight == 0
 
 
