@@ -88,7 +88,7 @@ class ActionFailedError(FlinkAgentsAsyncError):
         self.input_index = input_index
         message = (
             f"run {run} of key {key!r} failed in action {action!r} "
-            f"handling event type {event_type!r}: {type(cause).__name__}: {_text_of(cause)}"
+            f"handling event type {event_type!r}: {type(cause).__name__}: {text_of(cause)}"
         )
         if input_kept:
             message += (
@@ -99,7 +99,7 @@ class ActionFailedError(FlinkAgentsAsyncError):
         self.__cause__ = cause
 
 
-def _text_of(error: BaseException) -> str:
+def text_of(error: BaseException) -> str:
     """``str(error)``, or a stand-in when its ``__str__`` itself fails."""
     try:
         return str(error)

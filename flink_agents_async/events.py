@@ -97,16 +97,18 @@ def _class_type_string(name: str, namespace: dict[str, Any]) -> str:
     return f"{module}.{namespace.get('__qualname__', name)}"
 
 
-_CLOSED_TYPES = frozenset({str, int, float, bool, UUID, type(None)})
+# Types whose values always serialise: a field typed as one of them (pydantic validated it)
+# needs no check, nor does a value of one of them.
+_SERIALIZABLE = frozenset({str, int, float, bool, type(None), UUID})
 
 
 def _closed(annotation: Any) -> bool:
     """Whether a field of this annotation only holds values that serialise (pydantic has
     validated them to these types)."""
-    if annotation in _CLOSED_TYPES:
+    if annotation in _SERIALIZABLE:
         return True
     return typing.get_origin(annotation) in (typing.Union, types.UnionType) and all(
-        member in _CLOSED_TYPES for member in typing.get_args(annotation)
+        member in _SERIALIZABLE for member in typing.get_args(annotation)
     )
 
 
@@ -141,9 +143,6 @@ _LINEAGE = (
     ("upstream_event_id", "upstreamEventId"),
     ("upstream_action_name", "upstreamActionName"),
 )
-
-# Types whose values always serialise: an event holding only these is not serialised to check.
-_SERIALIZABLE = frozenset({str, int, float, bool, type(None), UUID})
 
 
 def _json_fallback(value: Any) -> Any:

@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Any
 
-__all__ = ["ROW_MODULE", "from_json", "is_row", "row_class", "to_json"]
+__all__ = ["ROW_MODULE", "build", "from_json", "is_row", "row_class", "to_json"]
 
 ROW_MODULE = "pyflink.common.types"
 _ROW_NAME = "Row"
@@ -34,6 +34,11 @@ def row_class(*, load: bool = True) -> type | None:
         except ImportError:
             return None
     return getattr(module, _ROW_NAME, None) if module is not None else None
+
+
+def build(cls: type, names: list[str] | None, values: list[Any]) -> Any:
+    """A row of PyFlink's ``cls`` from its values, named by ``names`` when given."""
+    return cls(*values) if names is None else cls(**dict(zip(names, values, strict=True)))
 
 
 def to_json(row: Any) -> dict[str, Any]:
@@ -60,6 +65,6 @@ def from_json(data: Any) -> Any:
             values = [from_json(value) for value in values]
             names = data.get("fields")
             if isinstance(names, list) and len(names) == len(values):
-                return cls(**dict(zip(map(str, names), values, strict=True)))
-            return cls(*values)
+                return build(cls, [str(name) for name in names], values)
+            return build(cls, None, values)
     return {name: from_json(value) for name, value in data.items()}

@@ -43,6 +43,7 @@ from pydantic import BaseModel
 
 from ..errors import JournalError, ReplayedError
 from ..rows import ROW_MODULE, is_row
+from ..rows import build as build_row
 from .packer import ThreadPacker
 
 __all__ = [
@@ -697,7 +698,7 @@ class Codec:
         cls = self._required_class(_ROW_CLASS, object, "row")
         if cls is None:
             return Unresolved(_ROW_CLASS, values)
-        row = cls(*values) if names is None else cls(**dict(zip(names, values, strict=True)))
+        row = build_row(cls, names, values)
         try:
             row.set_row_kind(type(row.get_row_kind())(kind))
         except ValueError:

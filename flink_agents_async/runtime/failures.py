@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from ..errors import ActionFailedError, ExecutionError
+from ..errors import ActionFailedError, ExecutionError, text_of
 
 __all__ = ["FAILURES_ATTRIBUTE", "error_to_raise", "in_input_order"]
 
@@ -86,9 +86,4 @@ def _where(failure: ActionFailedError) -> str:
 
 
 def _summary(failure: ActionFailedError) -> str:
-    cause = failure.cause
-    try:
-        text = str(cause)
-    except Exception:
-        text = "<unprintable>"
-    return f"{type(cause).__name__}: {text}"
+    return f"{type(failure.cause).__name__}: {text_of(failure.cause)}"
