@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test typecheck lint format bench bench-llm bench-flink clean
+.PHONY: demo test test-fast typecheck lint format bench bench-llm bench-flink clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(VENV)/.installed-base
 test: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -m "not slow"
 
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy

@@ -32,7 +32,7 @@ from flink_agents_async.errors import (
     ExecutionError,
     InputError,
 )
-from flink_agents_async.runtime.awaiting import MustAwait, loop_is_running
+from flink_agents_async.host_api import MustAwait, loop_is_running
 
 from . import rows  # noqa: F401  (answers to RowTypeInfo schemas become Rows)
 from .function import AgentProcessFunction

@@ -25,9 +25,9 @@ to touch keyed state):
 1. Otherwise ``process_element`` stores the input in ``fa_pending`` and hands it to the loop,
    which the subtask's loop thread drives while inputs are in flight, and returns at once. On
    the loop the key's actor runs its inputs one at a time, in order, while the actors of all
-   other keys run theirs concurrently, whatever the Flink thread is doing. At most
-   ``mailbox-capacity`` inputs of a key are handed over at a time; later ones wait in keyed
-   state only.
+   other keys run theirs concurrently, whatever the Flink thread is doing. A key's inputs are
+   handed over while at most ``mailbox-capacity`` wait behind its running one (the admission
+   rule of every host); later ones wait in keyed state only.
 2. The key gets a processing-time timer. When it fires, the function applies what the key's
    runs wrote meanwhile, in order: durable call records (so the next checkpoint holds them),
    then per finished run its memory snapshot, the removal of its input from ``fa_pending`` and
@@ -57,7 +57,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -72,13 +72,13 @@ from pyflink.datastream.state import (
 
 from flink_agents_async.agent import AgentPlan
 from flink_agents_async.config import (
-    AgentExecutionOptions,
     ConfigOption,
     Configuration,
     ShortTermMemoryOptions,
     at_least,
 )
 from flink_agents_async.errors import ConfigurationError, KeyHaltedError, RuntimeClosedError
+from flink_agents_async.host_api import Admission, IdleKeys
 from flink_agents_async.keys import check_key
 from flink_agents_async.logging import library_logger
 
@@ -202,11 +202,21 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._min_delay = at_least(config, BridgeOptions.POLL_MIN_INTERVAL_MS, 1)
         self._max_delay = at_least(config, BridgeOptions.POLL_MAX_INTERVAL_MS, self._min_delay)
         self._idle_capacity = at_least(config, BridgeOptions.IDLE_ACTORS, 0)
-        self._window = at_least(config, AgentExecutionOptions.MAILBOX_CAPACITY, 1)
+        # A key's inputs beyond this wait in keyed state only (the mailbox-capacity rule).
+        self._admission = Admission.from_config(config)
         self._keys: dict[Hashable, _Key] = {}
-        self._idle: OrderedDict[Hashable, _Key] = OrderedDict()  # oldest first
+        self._idle = self._new_idle_keys()
         self._next_seq = 0
         self._uid = f"{plan.agent_name}-{uuid.uuid4().hex}"  # shared by its deserialized copies
+
+    def _new_idle_keys(self) -> IdleKeys[_Key]:
+        """Idle keys whose actors stay on the loop, the oldest leaving beyond the capacity."""
+        return IdleKeys(max_idle=self._idle_capacity)
+
+    def _has_room(self, state: _Key) -> bool:
+        """Whether the loop takes another input of the key: its inputs in memory, but for the
+        one that runs, are within the admission bound."""
+        return self._admission.key_has_room(state.sent - state.head - 1)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -232,7 +242,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._host = LoopHost(self._plan, self._config, context)
         _register_host(self._identity, attempt, self._host)
         self._keys = {}
-        self._idle = OrderedDict()
+        self._idle = self._new_idle_keys()
         self._metrics = FlinkMetricsMirror(
             self._host.system.metrics.agent, runtime_context.get_metrics_group().add_group("agent")
         )
@@ -301,7 +311,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             check_key(key, _input_named(value))  # raises, naming the input
             raise
         if state is None:
-            state = self._idle.pop(key, None)  # its actor stayed on the loop, queue empty
+            state = self._idle.woke(key)  # its actor stayed on the loop, queue empty
             if state is None:
                 check_key(key, _input_named(value))
                 if self._key_of is not None:
@@ -320,7 +330,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._pending.put(state.tail, value)
         state.tail += 1
         self._save_positions(state)
-        if state.sent == state.tail - 1 and state.sent - state.head < self._window:
+        if state.sent == state.tail - 1 and self._has_room(state):
             self._send(key, state, value)  # no need to read it back from keyed state
         self._advance(key, state, ctx, out)
 
@@ -341,7 +351,7 @@ class AgentProcessFunction(KeyedProcessFunction):
 
     def _wake(self, key: Hashable) -> _Key:
         """The bookkeeping of a key that had nothing in flight (not yet in ``_keys``)."""
-        state = self._idle.pop(key, None)
+        state = self._idle.woke(key)
         if state is not None:  # its actor stayed on the loop, and its queue is empty
             return state
         return self._stored_key(key)
@@ -377,10 +387,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         if not state.alive:
             return
         state.delay = 0  # kept as it is otherwise: no input in flight, positions go on
-        idle = self._idle
-        idle[key] = state
-        if len(idle) > self._idle_capacity:
-            oldest, _ = idle.popitem(last=False)
+        for oldest, _ in self._idle.went_idle(key, state):
             self._host.forget(oldest)
 
     def _advance(self, key: Hashable, state: _Key, ctx: Any, out: list[Any]) -> None:
@@ -391,7 +398,7 @@ class AgentProcessFunction(KeyedProcessFunction):
             if state.outbox:
                 self._apply(key, state, out)
                 progressed = True
-            if not (state.sent < state.tail and state.sent - state.head < self._window):
+            if not (state.sent < state.tail and self._has_room(state)):
                 break
             # A parked loop runs what it is sent right here: apply that before going on.
             self._send_waiting(key, state)
@@ -423,7 +430,7 @@ class AgentProcessFunction(KeyedProcessFunction):
 
     def _send_waiting(self, key: Hashable, state: _Key) -> None:
         """Hand inputs that wait in keyed state to the loop, up to the in-memory window."""
-        while state.sent < state.tail and state.sent - state.head < self._window:
+        while state.sent < state.tail and self._has_room(state):
             self._send(key, state, self._pending.get(state.sent))
 
     def _send(self, key: Hashable, state: _Key, value: Any) -> None:

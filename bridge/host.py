@@ -9,7 +9,7 @@ per record, though, and most runs never await. So the loop has one owner at a ti
 
 * **Parked** (no input in flight): the Flink thread owns the loop. ``start`` runs the input right
   there; a run that never awaits ends before ``start`` returns, and one whose tasks only need a
-  few loop turns gets them (``_MAX_INLINE_TURNS``). Nothing crosses a thread.
+  few loop turns gets them (``inline.MAX_INLINE_TURNS``). Nothing crosses a thread.
 * **Running**: when a Flink call ends with inputs still in flight (``hand_off``), the loop thread
   runs the loop, so that awaiting runs go on whatever Flink does. Work from the Flink thread then
   goes through an inbox, batched so that a burst of records costs one loop wake-up. Once no input
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from asyncio import _set_running_loop
 from collections import deque
 from collections.abc import Callable, Hashable
 from functools import partial
@@ -37,11 +36,21 @@ from typing import Any
 import structlog
 
 from flink_agents_async.agent import AgentPlan
-from flink_agents_async.config import Configuration, JournalOptions
-from flink_agents_async.journal import Codec, Journal
-from flink_agents_async.journal.store import DONE, Ack, JournalStore, Op, StoredJournal
+from flink_agents_async.config import Configuration
+from flink_agents_async.host_api import (
+    DONE,
+    Ack,
+    ActorSystem,
+    HostHooks,
+    JournalStore,
+    Op,
+    RuntimeLifecycle,
+    StoredJournal,
+    journal_from_config,
+)
 from flink_agents_async.logging import library_logger
-from flink_agents_async.runtime.system import ActorSystem
+
+from .inline import ParkedLoop
 
 __all__ = ["LoopHost", "OutboxStore"]
 
@@ -107,13 +116,19 @@ class LoopHost:
 
     Every method is for the Flink thread (``close`` also for a later attempt's thread)."""
 
-    def __init__(self, plan: AgentPlan, config: Configuration, log_context: dict[str, Any]):
+    def __init__(
+        self,
+        plan: AgentPlan,
+        config: Configuration,
+        log_context: dict[str, Any],
+        *,
+        inline: bool = True,
+    ) -> None:
+        """``inline=False`` takes a loop turn for work done while the loop is parked, instead
+        of the faster inline call (see ``bridge.inline``)."""
         self.store = OutboxStore()
         self.loop = asyncio.new_event_loop()
-        # The callbacks due on the loop's next turn: CPython's event loops keep them in this
-        # deque, and asyncio has no public way to ask whether a turn would do anything. Unknown
-        # loops get no inline turns.
-        self._ready: deque[Any] = getattr(self.loop, "_ready", deque())
+        self._parked = ParkedLoop(self.loop, inline=inline)
         # Guards who drives the loop (``_running``: the loop thread) and the inbox.
         self._turn = threading.Condition(threading.Lock())
         self._running = False
@@ -125,37 +140,31 @@ class LoopHost:
         # the loop notifies it only when that outbox gets something (not on every run).
         self.changed = threading.Condition()
         self._awaited: Outbox | None = None
+        self.runtime = RuntimeLifecycle(
+            plan,
+            config,
+            journal_from_config(config, self.store, keep_inputs=False),
+            mode="flink",
+            hooks=HostHooks(input_finished=self._park_if_idle),
+            drain_timeout=0,  # inputs in flight stay in keyed state for the next attempt
+        )
         try:
-            self.system: ActorSystem = self.loop.run_until_complete(
-                self._open(plan, config, log_context)
-            )
+            self.system: ActorSystem = self.loop.run_until_complete(self._open(log_context))
         except BaseException:
             self.loop.close()
             raise
-        self.system.on_finished = self._park_if_idle
         self._thread = threading.Thread(
             target=self._drive, name="flink-agents-async-loop", daemon=True
         )
         self._thread.start()
 
-    async def _open(
-        self, plan: AgentPlan, config: Configuration, log_context: dict[str, Any]
-    ) -> ActorSystem:
+    async def _open(self, log_context: dict[str, Any]) -> ActorSystem:
         # Bound here, so that every log line of this subtask's runs carries them (the actor
         # system runs its callbacks, and this host its inline work, in the context it was
         # created in).
         structlog.contextvars.bind_contextvars(**log_context)
-        journal = Journal(
-            self.store,
-            Codec(allow_pickle=bool(config.get(JournalOptions.ALLOW_PICKLE))),
-            durability="none",
-            divergence=str(config.get(JournalOptions.DIVERGENCE)),
-            keep_inputs=False,
-            recording=True,
-        )
-        system = ActorSystem(plan, config, journal)
-        await system.open(mode="flink")
-        return system
+        await self.runtime.__aenter__()
+        return self.runtime.system
 
     # -- Flink thread side ------------------------------------------------------------------
 
@@ -212,7 +221,9 @@ class LoopHost:
             return
         self._take()
         try:
-            self.loop.run_until_complete(asyncio.wait_for(self.system.aclose(), timeout))
+            self.loop.run_until_complete(
+                asyncio.wait_for(self.runtime.aclose(raise_broken=False), timeout)
+            )
         except Exception as error:
             logger.warning("closing the actor system failed", error=repr(error))
         finally:
@@ -240,28 +251,12 @@ class LoopHost:
         self._run_here(work)
 
     def _run_here(self, work: Callable[..., None], *args: Any) -> None:
-        """Do ``work(*args)`` on this thread, as a callback of the parked loop would run: in the
-        system's context, with the loop as the running loop (actions may ask for it), then give
-        the loop the turns its new callbacks need."""
-        # The Flink thread runs no loop of its own, so there is none to put back afterwards
-        # (on Python 3.11 each of these calls costs a getpid() system call).
-        _set_running_loop(self.loop)  # for loop implementations, as this is one
-        try:
-            self.system.callback_context.run(work, *args)
-        finally:
-            _set_running_loop(None)
-        if self._ready:  # a sync run leaves no callbacks: no turn needed
-            self._turn_until_idle()
+        """Do ``work(*args)`` on this thread as a callback of the parked loop would run, in the
+        system's context, then give the loop the turns its new callbacks need."""
+        self._parked.call(self.system.callback_context, work, *args, busy=self._busy)
 
-    def _turn_until_idle(self) -> None:
-        """Give the parked loop the turns its ready callbacks need, up to a bound (a run that
-        keeps yielding must not hold up the Flink thread; the loop thread takes it over)."""
-        loop = self.loop
-        for _ in range(_MAX_INLINE_TURNS):
-            if not self._ready:
-                return
-            loop.call_soon(loop.stop)  # one turn: run_forever stops after it
-            loop.run_forever()
+    def _busy(self) -> bool:
+        return bool(self.system.unfinished)
 
     def _take(self) -> None:
         """Park the loop (for closing): stop the loop thread's run and wait until it has."""
@@ -360,6 +355,3 @@ class LoopHost:
         """Wake the Flink thread waiting for the outbox that just got something."""
         with self.changed:
             self.changed.notify_all()
-
-
-_MAX_INLINE_TURNS = 64

@@ -46,9 +46,9 @@ class FlinkMetricsMirror:
         self._copy(self._core, ())
 
     def _copy(self, group: MetricGroup, path: tuple[str, ...]) -> None:
-        for name, metric in list(group._metrics.items()):
+        for name, metric in group.metrics():
             self._copy_metric(path, name, metric)
-        for name, sub in list(group._groups.items()):
+        for name, sub in group.sub_groups():
             self._copy(sub, (*path, name))
 
     def _flink_group(self, path: tuple[str, ...]) -> Any:
@@ -75,8 +75,7 @@ class FlinkMetricsMirror:
                 flink_metric.mark_event(count - seen)
         elif isinstance(metric, Histogram):
             count = metric.get_count()
-            fresh = min(count - seen, len(metric._values))
-            for value in list(metric._values)[len(metric._values) - fresh :]:
+            for value in metric.recent(count - seen):
                 flink_metric.update(int(value))
         else:
             count = 0

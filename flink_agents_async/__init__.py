@@ -97,6 +97,7 @@ from .llm.tools import (
     ToolParameterSource,
     ToolType,
 )
+from .local.service import RunHandle, ServiceRuntime
 from .logging import configure_logging
 from .memory import MemoryObject, MemoryRef, MemoryType
 from .metrics import Counter, Gauge, Histogram, Meter, MetricGroup
@@ -108,7 +109,6 @@ from .resources import (
     ResourceType,
     SerializableResource,
 )
-from .runtime.service import RunHandle, ServiceRuntime
 
 __version__ = "0.1.0"
 

@@ -111,7 +111,7 @@ class ExecutionError(FlinkAgentsAsyncError):
     """A job failed as a whole, or a report of failed runs that has no original exception.
 
     The local ``execute()`` raises the original exception of the earliest failed input instead
-    (see ``flink_agents_async.runtime.failures``); this is what a host raises when it only has
+    (see ``flink_agents_async._core.failures``); this is what a host raises when it only has
     a report of the failures (a failed Flink job). ``failures`` lists the failed runs known
     (``execution_failures`` too, as on the exceptions ``execute()`` re-raises); the first one
     is chained as ``__cause__`` so that its traceback is printed.

@@ -19,7 +19,7 @@ __all__ = ["ENTRY_POINT_GROUP", "load_host"]
 ENTRY_POINT_GROUP = "flink_agents_async.hosts"
 
 _BUILT_IN = {
-    "local": "flink_agents_async.runtime.local:create_environment",
+    "local": "flink_agents_async.local.environment:create_environment",
     "flink": "bridge:create_environment",
 }
 

@@ -108,6 +108,13 @@ class Histogram:
     def get_count(self) -> int:
         return self._count
 
+    def recent(self, count: int) -> list[float]:
+        """The last ``count`` values still in the window (fewer if it holds fewer), oldest
+        first: what a reporter that saw ``get_count() - count`` values has not seen yet."""
+        values = self._values
+        count = max(0, min(count, len(values)))
+        return list(values)[len(values) - count :]
+
     def get_mean(self) -> float:
         return sum(self._values) / len(self._values) if self._values else 0.0
 
@@ -181,6 +188,14 @@ class MetricGroup:
 
     def get_histogram(self, name: str, window_size: int = 100) -> Histogram:
         return self._get(name, Histogram, window_size)
+
+    def metrics(self) -> list[tuple[str, Counter | Meter | Gauge | Histogram]]:
+        """The metrics of this group (not of its sub-groups), by name."""
+        return list(self._metrics.items())
+
+    def sub_groups(self) -> list[tuple[str, MetricGroup]]:
+        """The sub-groups of this group, by name."""
+        return list(self._groups.items())
 
     def snapshot(self) -> dict[str, Any]:
         """Every metric below this group, by dotted name relative to it."""

@@ -23,7 +23,7 @@ from flink_agents_async import (
     OutputEvent,
     RunnerContext,
 )
-from flink_agents_async.runtime.local import LocalExecutionEnvironment
+from flink_agents_async.local.environment import LocalExecutionEnvironment
 
 # -- helpers ------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,18 +134,6 @@ OLLAMA = Provider(
     {"options": {"temperature": 0.75, "num_ctx": 2048}, "think": True, "stream": False},
 )
 PROVIDERS = [OPENAI, ANTHROPIC, OLLAMA]
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[ModelServer]:
-    with ModelServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(shared_server: ModelServer) -> ModelServer:
-    shared_server.reset()
-    return shared_server
 
 
 @pytest.fixture(params=PROVIDERS, ids=[p.name for p in PROVIDERS])

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,18 +213,6 @@ DRIVERS: dict[str, type[Driver]] = {
 def user(text: str) -> dict[str, str]:
     """A user message; all three protocols spell it the same way."""
     return {"role": "user", "content": text}
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[ModelServer]:
-    with ModelServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(shared_server: ModelServer) -> ModelServer:
-    shared_server.reset()
-    return shared_server
 
 
 @pytest.fixture(params=list(DRIVERS))
@@ -586,15 +574,15 @@ async def test_embeddings_are_deterministic(server: ModelServer) -> None:
     assert server.count(kind="chat") == 0
 
 
-async def test_model_listings_and_version(shared_server: ModelServer) -> None:
-    local = ollama_client(shared_server)
+async def test_model_listings_and_version(model_server: ModelServer) -> None:
+    local = ollama_client(model_server)
     try:
         tags = await local.list()
     finally:
         await local.close()
-    async with openai_client(shared_server) as client:
+    async with openai_client(model_server) as client:
         openai_models = [model.id async for model in client.models.list()]
-    async with httpx.AsyncClient(base_url=shared_server.base_url, verify=tls()) as plain:
+    async with httpx.AsyncClient(base_url=model_server.base_url, verify=tls()) as plain:
         version = (await plain.get("/api/version")).json()
 
     assert [model.model for model in tags.models] == ["test-model"]

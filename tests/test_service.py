@@ -973,18 +973,29 @@ def expected_profile(key: str, count: int) -> dict[str, Any]:
     }
 
 
+async def passivated(runtime: Any, clock: MockClock, seconds: float, **expected: int) -> None:
+    """Move the clock on by ``seconds``, then wait (bounded) until the sweeper has passivated
+    what the stats should show; no key may go before its time."""
+    clock.advance(seconds)
+    await wait_until(
+        lambda: all(runtime.stats()[name] == count for name, count in expected.items()),
+        runtime.stats,
+    )
+
+
 @pytest.mark.parametrize("kind", ["default", "memory_store", "journal_dir"])
 async def test_passivated_key_is_reloaded_with_identical_memory(kind: str, tmp_path: Path) -> None:
     kwargs = {} if kind == "default" else journal_kwargs(kind, tmp_path, MemoryJournalStore())
     keys = [f"u{n}" for n in range(5)]
-    async with make_env(**kwargs).serve(profile_agent(), idle_timeout=0.03) as runtime:
+    clock = MockClock()
+    async with make_env(clock=clock, **kwargs).serve(profile_agent(), idle_timeout=30) as runtime:
         for key in keys:
             for n in (1, 2):
                 assert await runtime.send(key, f"{key}-{n}") == [expected_profile(key, n)]
-        await wait_until(
-            lambda: runtime.stats()["keys_passivated"] == 5 and runtime.stats()["keys_active"] == 0,
-            runtime.stats,
-        )
+        clock.advance(29.9)
+        await yield_loop()
+        assert runtime.stats()["keys_passivated"] == 0  # not before its time
+        await passivated(runtime, clock, 0.1, keys_passivated=5, keys_active=0)
         assert await runtime.send("u0", "u0-3") == [expected_profile("u0", 3)]
         stats = runtime.stats()
         assert stats["keys_active"] == 1 and stats["keys_passivated"] == 4
@@ -992,7 +1003,7 @@ async def test_passivated_key_is_reloaded_with_identical_memory(kind: str, tmp_p
         results = await asyncio.gather(*(runtime.send("u1", f"u1-{n}") for n in (3, 4, 5)))
         assert results == [[expected_profile("u1", n)] for n in (3, 4, 5)]
         # and passivated again, then reloaded again
-        await wait_until(lambda: runtime.stats()["keys_active"] == 0, runtime.stats)
+        await passivated(runtime, clock, 30, keys_active=0)
         assert await runtime.send("u0", "u0-4") == [expected_profile("u0", 4)]
         assert await runtime.send("u1", "u1-6") == [expected_profile("u1", 6)]
     if kind == "default":
@@ -1004,25 +1015,21 @@ async def test_passivated_key_is_reloaded_with_identical_memory(kind: str, tmp_p
 
 
 async def test_failed_run_on_a_reloaded_key_rolls_back_to_the_reloaded_state() -> None:
-    async with make_env().serve(counter_agent(), idle_timeout=0.02) as runtime:
+    clock = MockClock()
+    async with make_env(clock=clock).serve(counter_agent(), idle_timeout=20) as runtime:
         assert await runtime.send("k", "one") == [("one", 1)]
-        await wait_until(lambda: runtime.stats()["keys_passivated"] == 1, runtime.stats)
+        await passivated(runtime, clock, 20, keys_passivated=1)
         with pytest.raises(ActionFailedError):
             await runtime.send("k", "boom")
         assert await runtime.send("k", "two") == [("two", 2)]
 
 
 async def test_memory_stays_bounded_with_many_keys() -> None:
-    async with make_env().serve(counter_agent(), idle_timeout=0.02) as runtime:
+    clock = MockClock()
+    async with make_env(clock=clock).serve(counter_agent(), idle_timeout=20) as runtime:
         handles = [await runtime.submit(f"key-{n}", "hit") for n in range(2000)]
         await asyncio.wait_for(asyncio.gather(*handles), GUARD)
-        await wait_until(
-            lambda: (
-                runtime.stats()["keys_active"] == 0 and runtime.stats()["keys_passivated"] == 2000
-            ),
-            runtime.stats,
-            within=3.0,
-        )
+        await passivated(runtime, clock, 20, keys_active=0, keys_passivated=2000)
         assert await runtime.send("key-1999", "again") == [("again", 2)]
 
 
@@ -1031,8 +1038,10 @@ async def test_keys_recovered_at_start_are_passivated_too(tmp_path: Path) -> Non
     async with make_env(**kwargs).serve(counter_agent()) as runtime:
         for n in range(20):
             await runtime.send(f"k{n}", "one")
-    async with make_env(**kwargs).serve(counter_agent(), idle_timeout=0.02) as runtime:
-        await wait_until(lambda: runtime.stats()["keys_active"] == 0, runtime.stats, within=1.0)
+    clock = MockClock()
+    async with make_env(clock=clock, **kwargs).serve(counter_agent(), idle_timeout=20) as runtime:
+        # at once, without waiting for the timeout: nothing is resumed for them
+        assert runtime.stats()["keys_active"] == 0
         assert runtime.stats()["keys_passivated"] == 20
         assert await runtime.send("k3", "two") == [("two", 2)]
 
@@ -1113,11 +1122,11 @@ async def test_ttl_survives_passivation() -> None:
     env = ttl_env(300, "ON_CREATE_AND_WRITE", clock=clock)
     async with env.serve(ttl_agent(), idle_timeout=0.02) as rt:
         await rt.send("k", ("set", "v"))
-        await wait_until(lambda: rt.stats()["keys_passivated"] == 1, rt.stats)
-        clock.advance(0.25)
+        await passivated(rt, clock, 0.02, keys_passivated=1)
+        clock.advance(0.23)
         assert await rt.send("k", ("get", None)) == [["v", True]]  # reloaded with its stamp
-        await wait_until(lambda: rt.stats()["keys_passivated"] == 1, rt.stats)
-        clock.advance(0.1)  # 350 ms after the write
+        await passivated(rt, clock, 0.02, keys_passivated=1)
+        clock.advance(0.08)  # 350 ms after the write
         assert await rt.send("k", ("get", None)) == [[None, False]]
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import stream_env
 from flink_agents import (
     BrokenAgent,
     Prefix,
@@ -20,6 +19,7 @@ from flink_agents import (
     SometimesSlowAgent,
     TagAgent,
 )
+from flink_env import stream_env
 
 from bridge.environment import FlinkJobError
 from flink_agents_async import (

@@ -60,12 +60,18 @@ class EchoInputAgent(Agent):
         ctx.send_event(OutputEvent(output=event.input))
 
 
-@pytest.fixture
-def host_of() -> Any:
+@pytest.fixture(params=["inline", "loop-turns"])
+def host_of(request: pytest.FixtureRequest) -> Any:
+    """Hosts that run work on their parked loop inline (the fast way, with asyncio internals)
+    or by loop turns (the public way): every case must come out the same both ways."""
     hosts: list[LoopHost] = []
+    inline = request.param == "inline"
 
     def make(agent: Agent) -> LoopHost:
-        host = LoopHost(AgentPlan.from_agent(agent, {}), Configuration(), {"agent": "test"})
+        host = LoopHost(
+            AgentPlan.from_agent(agent, {}), Configuration(), {"agent": "test"}, inline=inline
+        )
+        assert host._parked.inline is inline
         hosts.append(host)
         return host
 

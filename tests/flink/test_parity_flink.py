@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import stream_env
+from flink_env import stream_env
 from parity_cases import CASES, by_key, run_locally
 
 from flink_agents_async import AgentsExecutionEnvironment

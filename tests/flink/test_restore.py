@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import stream_env
 from flink_agents import ChargeAgent, TallyAgent, fail_once
+from flink_env import stream_env
 
 from flink_agents_async import AgentsExecutionEnvironment
 

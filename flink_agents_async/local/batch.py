@@ -21,11 +21,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import JournalError, JournalWriteError
-from ..journal.journal import RecoveredJournal
-from ..journal.records import INPUT_ACCEPTED, item_digest
+from ..host_api import INPUT_ACCEPTED, ActorSystem, OutputHub, RecoveredJournal, item_digest
 from .inputs import CheckedInput, InputReader
-from .outputs import OutputHub
-from .system import ActorSystem
 
 __all__ = ["feed_batch"]
 

@@ -21,9 +21,9 @@ task (the passivation sweeper) is owned by the ``async with`` block.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Hashable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -31,12 +31,17 @@ from ..agent import AgentPlan
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Configuration
 from ..errors import JournalWriteError, RuntimeBusyError, RuntimeClosedError
-from ..journal import Journal
+from ..host_api import (
+    ActorSystem,
+    Admission,
+    HostHooks,
+    Journal,
+    OutputHub,
+    OutputStream,
+    RuntimeLifecycle,
+)
 from ..keys import check_key
 from ..logging import library_logger
-from .outputs import OutputHub, OutputStream
-from .passivation import Passivation
-from .system import ActorSystem
 
 __all__ = ["RunHandle", "ServiceRuntime"]
 
@@ -85,71 +90,72 @@ class ServiceRuntime:
         idle_timeout: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._clock = clock
         if busy_policy not in BUSY_POLICIES:
             raise ValueError(f"busy_policy must be one of {BUSY_POLICIES}, got {busy_policy!r}")
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
-        if drain_timeout < 0:
-            raise ValueError(f"drain_timeout must not be negative, got {drain_timeout}")
-        self._plan = plan
-        self._config = config
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive, got {idle_timeout}")
         self._journal = journal
-        self._drain_timeout = drain_timeout
         self._max_pending = max_pending
+        self._admission: Admission | None = None
         self._busy_policy = busy_policy
-        self._idle_timeout = idle_timeout
-        self._system: ActorSystem | None = None
-        self._accepting = False
-        self._closed = False
         self._next_seq = 0
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._reserved: dict[Hashable, int] = {}
         self._reserved_total = 0
-        self._outputs = OutputHub()
-        self._outputs.on_room = self._room_freed
-        self._sweeper: asyncio.Task[None] | None = None
-        # Outputs of inputs resumed after a restart can commit before anybody iterates
-        # outputs(): they wait here for the first iterator (while resumed inputs remain).
-        self._backlog: list[tuple[Hashable, Any]] | None = None
-        self._resuming = 0
+        self._outputs = OutputHub(on_room=self._room_freed)
+        self._runtime = RuntimeLifecycle(
+            plan,
+            config,
+            journal,
+            mode="service",
+            clock=clock,
+            hooks=HostHooks(input_finished=self._room_freed),
+            outputs=self._outputs,
+            idle_timeout=idle_timeout,
+            drain_timeout=drain_timeout,
+        )
+        self._runtime.on_intake_stopped(self._stop_intake)
+        self._resuming = 0  # inputs accepted before a restart, not yet finished
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def __aenter__(self) -> ServiceRuntime:
-        if self._system is not None:
+        runtime = self._runtime
+        if runtime.opened:
             raise RuntimeError("a runtime is entered once: call env.serve(agent) again")
-        system = self._system = ActorSystem(self._plan, self._config, self._journal, self._clock)
+        await runtime.__aenter__()
         try:
-            recovered = await system.open(mode="service")
+            await self._resume(runtime)
         except BaseException:
-            await system.aclose()
+            await runtime.aclose(raise_broken=False)
             raise
-        system.sinks.append(self._publish)
-        system.on_finished = self._room_freed
-        system.on_broken = self._stop_intake
-        if self._idle_timeout is not None:
-            passivation = system.passivation = Passivation(system, self._idle_timeout)
-            self._sweeper = asyncio.create_task(passivation.run())
-            # Recovered keys with nothing to resume start passivated: a restart does not pull
-            # every key ever seen into memory.
+        return self
+
+    async def _resume(self, runtime: RuntimeLifecycle) -> None:
+        """Passivate recovered keys with nothing to resume (a restart does not pull every key
+        ever seen into memory), and run again the inputs accepted before a crash."""
+        system, recovered = runtime.system, runtime.recovered
+        self._admission = replace(system.admission, max_pending=self._max_pending)
+        passivation = system.passivation
+        if passivation is not None:
             resuming = {entry.key for entry in recovered.pending}
             for key, state in recovered.keys.items():
                 if key not in resuming:
                     passivation.evict(system.actors[key], save=state.unfolded)
         self._next_seq = recovered.next_seq
         if recovered.pending:
-            self._backlog = []
+            # their outputs can commit before anybody iterates outputs(): the first stream
+            # gets them
+            self._outputs.hold()
             self._resuming = len(recovered.pending)
-        for entry in recovered.pending:  # accepted before a crash, never committed
+            logger.info("resuming inputs accepted before a restart", count=self._resuming)
+        for entry in recovered.pending:
             ticket: asyncio.Future[list[Any]] = system.loop.create_future()
             ticket.add_done_callback(self._resumed_input_finished)
             await system.dispatch(entry.key, _value_of(self._journal, entry), entry.record.seq,
                                   ticket, entry.calls)  # fmt: skip
-        if recovered.pending:
-            logger.info("resuming inputs accepted before a restart", count=len(recovered.pending))
-        self._accepting = True
-        return self
 
     async def __aexit__(
         self,
@@ -157,34 +163,11 @@ class ServiceRuntime:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._stop_intake()
-        system = self._system
-        assert system is not None
-        try:
-            try:
-                await asyncio.wait_for(asyncio.shield(system.join()), self._drain_timeout)
-            except TimeoutError:
-                logger.warning(
-                    "drain timed out; unfinished inputs stay journaled for the next start",
-                    unfinished=system.unfinished,
-                )
-        finally:
-            if self._sweeper is not None:
-                self._sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._sweeper
-            try:
-                await system.aclose()
-            finally:
-                self._closed = True
-                self._outputs.close()
-        if system.broken is not None and exc_type is None:
-            raise system.broken_error()  # the application learns that its runtime stopped
+        await self._runtime.__aexit__(exc_type, exc, traceback)
 
-    def _stop_intake(self, error: BaseException | None = None) -> None:
-        """Take no more inputs (the block ends, or the journal failed): waiting submits are
-        refused."""
-        self._accepting = False
+    def _stop_intake(self) -> None:
+        """No more inputs are taken (the block ends, or the journal failed): waiting submits
+        are refused."""
         waiters, self._room_waiters = self._room_waiters, deque()
         for waiter in waiters:
             if not waiter.done():
@@ -269,19 +252,18 @@ class ServiceRuntime:
 
     def _room_for(self, system: ActorSystem, key: Hashable) -> str | None:
         """Why there is no room for another input of ``key`` (None: there is)."""
-        if system.unfinished + self._reserved_total >= self._max_pending:
-            return (
-                f"{system.unfinished + self._reserved_total} inputs are unfinished "
-                f"(max_pending={self._max_pending})"
-            )
         actor = system.actors.get(key)
-        queued = len(actor.mailbox or ()) if actor is not None else 0
+        queued = actor.waiting if actor is not None else 0
         busy = actor is not None and not actor.idle
         # inputs that will wait in the mailbox: those queued and reserved, but for the one
         # that runs at once on an idle key
         waiting = queued + self._reserved.get(key, 0) - (0 if busy else 1)
-        if waiting >= system.mailbox_capacity:
-            return f"key {key!r} has a full mailbox (mailbox_capacity={system.mailbox_capacity})"
+        assert self._admission is not None
+        reason = self._admission.why_full(
+            key, unfinished=system.unfinished + self._reserved_total, waiting=waiting
+        )
+        if reason is not None:
+            return reason
         if not self._outputs.has_room():
             return "an outputs() reader with overflow='wait' has a full buffer"
         return None
@@ -303,25 +285,27 @@ class ServiceRuntime:
                 waiter.set_result(None)
 
     def _require_running(self) -> ActorSystem:
-        system = self._system
-        if system is not None and system.broken is not None:
-            raise system.broken_error()
-        if not self._accepting or system is None:
+        runtime = self._runtime
+        if not runtime.opened:
             raise RuntimeClosedError(
                 "the runtime does not accept inputs: use it inside `async with env.serve(...)`"
-                + ("" if self._system is None else " (it is shutting down)")
+            )
+        system = runtime.system
+        if system.broken is not None:
+            raise system.broken_error()
+        if not runtime.accepting:
+            raise RuntimeClosedError(
+                "the runtime does not accept inputs: use it inside `async with env.serve(...)`"
+                " (it is shutting down)"
             )
         return system
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _publish(self, seq: int, key: Hashable, output: Any) -> None:
-        if self._backlog is not None and self._resuming and not self._outputs.subscribers:
-            self._backlog.append((key, output))
-        self._outputs.publish(key, output)
-
     def _resumed_input_finished(self, ticket: asyncio.Future[list[Any]]) -> None:
         self._resuming -= 1
+        if not self._resuming:
+            self._outputs.stop_holding()
         if not ticket.cancelled():
             ticket.exception()  # a failed resumed run is reported like any other
 
@@ -337,19 +321,16 @@ class ServiceRuntime:
         it is dropped (``break``). The first stream also gets the outputs of inputs resumed
         after a restart that committed before it was made."""
         stream = self._outputs.subscribe(max_buffered, overflow)
-        for item in self._backlog or ():
-            stream.put(item)
-        self._backlog = None
-        if self._system is None or self._closed:
+        if not self._runtime.opened or self._runtime.closed:
             stream.end()
         return stream
 
     def stats(self) -> dict[str, int]:
         """Keys active (in memory) and passivated, queued inputs, runs in flight, unfinished
         (accepted, not yet committed or failed) inputs, open ``outputs()`` streams."""
-        system = self._system
-        if system is None:
+        if not self._runtime.opened:
             return {}
+        system = self._runtime.system
         passivation = system.passivation
         return {
             "keys_active": len(system.actors),
@@ -362,7 +343,8 @@ class ServiceRuntime:
 
     def metrics(self) -> dict[str, Any]:
         """A snapshot of the agent's metrics (see ``env.metrics()``)."""
-        return self._system.metrics_snapshot() if self._system is not None else {}
+        runtime = self._runtime
+        return runtime.system.metrics_snapshot() if runtime.opened else {}
 
 
 def _value_of(journal: Journal, entry: Any) -> Any:

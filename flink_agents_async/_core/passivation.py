@@ -1,22 +1,22 @@
 """Passivation: idle actors leave memory; their state waits in the journal store.
 
-An actor that has been idle (no run, nothing queued) for ``idle_timeout`` seconds is written to
-the store as a snapshot of its memory and dropped from the actor system; the next input for its
-key brings it back. Idle actors are kept in an ordered dict by the time they went idle, so a
-sweep only looks at the ones that expired. Memory then grows with the number of active keys,
-not with every key ever seen.
+An actor that has been idle (no run, nothing queued) for ``idle_timeout`` seconds on the
+runtime's clock is written to the store as a snapshot of its memory and dropped from the actor
+system; the next input for its key brings it back. Which keys are due is ``IdleKeys``' business,
+the eviction policy every host shares.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
+from ..clock import Clock
 from ..errors import JournalWriteError
 from ..journal import JournalEncodeError
 from ..logging import library_logger
+from .idle_keys import IdleKeys
 
 if TYPE_CHECKING:
     from .actor import Actor
@@ -32,21 +32,24 @@ _MIN_SWEEP_PAUSE = 0.01
 class Passivation:
     """Evicts idle actors of one actor system and reloads them on demand."""
 
-    def __init__(self, system: ActorSystem, idle_timeout: float) -> None:
-        if idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be positive, got {idle_timeout}")
+    def __init__(self, system: ActorSystem, idle_timeout: float, clock: Clock) -> None:
         self.system = system
-        self.idle_timeout = idle_timeout
+        self.clock = clock
         self.passivated: set[Hashable] = set()
-        self._idle_since: OrderedDict[Hashable, float] = OrderedDict()
+        self._idle: IdleKeys[None] = IdleKeys(idle_timeout=idle_timeout)
         self._loading: dict[Hashable, asyncio.Future[Actor]] = {}
         self._wakeup = asyncio.Event()
 
+    @property
+    def idle_timeout(self) -> float:
+        timeout = self._idle.idle_timeout
+        assert timeout is not None
+        return timeout
+
     def idle(self, actor: Actor) -> None:
         """``actor`` has nothing to do from now on."""
-        self._idle_since[actor.key] = self.system.loop.time()
-        self._idle_since.move_to_end(actor.key)
-        if len(self._idle_since) == 1:
+        self._idle.went_idle(actor.key, None, self.clock.time())
+        if len(self._idle) == 1:
             self._wakeup.set()
 
     async def activate(self, key: Hashable) -> Actor:
@@ -77,23 +80,15 @@ class Passivation:
         finally:
             del self._loading[key]
 
-    def sweep(self) -> float:
-        """Passivate every actor idle for longer than the timeout; returns the seconds until
-        the next one is due."""
-        system = self.system
-        now = system.loop.time()
-        idle_since = self._idle_since
-        while idle_since:
-            key, since = next(iter(idle_since.items()))
-            due = since + self.idle_timeout
-            if due > now:
-                return due - now
-            del idle_since[key]
-            actor = system.actors.get(key)
-            if actor is None or not actor.idle:
-                continue  # busy again: it re-enters when it goes idle next
-            self.evict(actor)
-        return self.idle_timeout
+    def sweep(self) -> float | None:
+        """Passivate every actor idle for the timeout or longer; returns the seconds until the
+        next one is due (None: no actor is idle)."""
+        now = self.clock.time()
+        for key, _ in self._idle.expired(now):
+            actor = self.system.actors.get(key)
+            if actor is not None and actor.idle:  # busy again: it re-enters when idle next
+                self.evict(actor)
+        return self._idle.next_due(now)
 
     def evict(self, actor: Actor, *, save: bool = True) -> None:
         """Drop an idle actor from memory; ``save=False`` when the store already holds its
@@ -112,15 +107,15 @@ class Passivation:
                 self.system.journal_failed(error)
                 return
         del self.system.actors[actor.key]
-        self._idle_since.pop(actor.key, None)
+        self._idle.woke(actor.key)
         self.passivated.add(actor.key)
 
     async def run(self) -> None:
         """Sweep whenever an actor is due, until cancelled."""
         while True:
             pause = self.sweep()
-            if not self._idle_since:
+            if pause is None:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await asyncio.sleep(max(pause, _MIN_SWEEP_PAUSE))
+            await self.clock.sleep(max(pause, _MIN_SWEEP_PAUSE))

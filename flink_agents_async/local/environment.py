@@ -19,14 +19,24 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import KEYWORD_OPTIONS, Configuration, JournalOptions, keyword_settings
 from ..environment import AgentBuilder, AgentsExecutionEnvironment
 from ..errors import ActionFailedError
-from ..journal import Codec, Journal, JournalStore, MemoryJournalStore, SQLiteJournalStore
-from .awaiting import MustAwait, loop_is_running
+from ..host_api import (
+    HostHooks,
+    Journal,
+    JournalStore,
+    MemoryJournalStore,
+    MustAwait,
+    OutputHub,
+    OutputStream,
+    RuntimeLifecycle,
+    SQLiteJournalStore,
+    error_to_raise,
+    in_input_order,
+    journal_from_config,
+    loop_is_running,
+)
 from .batch import feed_batch
-from .failures import error_to_raise, in_input_order
 from .inputs import InputReader
-from .outputs import OutputHub, OutputStream
 from .service import ServiceRuntime
-from .system import ActorSystem
 
 __all__ = [
     "BatchOutputs",
@@ -99,7 +109,7 @@ class LocalAgentBuilder(AgentBuilder):
         # the list is in input order.
         self._outputs_by_input: dict[int, list[dict[Any, Any]]] = {}
         self._hub = OutputHub()
-        self._system: ActorSystem | None = None
+        self._runtime: RuntimeLifecycle | None = None
 
     def apply(self, agent: Agent) -> LocalAgentBuilder:
         """Validate ``agent`` (raises ``AgentDefinitionError`` naming the culprit) and use it."""
@@ -143,12 +153,11 @@ class LocalAgentBuilder(AgentBuilder):
 
     def metrics(self) -> dict[str, Any]:
         """A snapshot of the agent's metrics (empty before ``execute()`` starts)."""
-        return self._system.metrics_snapshot() if self._system is not None else {}
+        runtime = self._runtime
+        return runtime.system.metrics_snapshot() if runtime and runtime.opened else {}
 
-    def _emit(self, seq: int, key: Hashable, output: Any) -> None:
-        if self._output_list is not None:
-            self._outputs_by_input.setdefault(seq, []).append({key: output})
-        self._hub.publish(key, output)
+    def _collect(self, seq: int, key: Hashable, output: Any) -> None:
+        self._outputs_by_input.setdefault(seq, []).append({key: output})
 
     def _fill_output_list(self) -> None:
         if self._output_list is not None:
@@ -159,27 +168,32 @@ class LocalAgentBuilder(AgentBuilder):
     async def _run(self, config: Configuration, journal: Journal) -> None:
         if self._plan is None:
             raise RuntimeError("nothing to execute: call apply(agent) on the builder first")
-        system = self._system = ActorSystem(self._plan, config, journal, self._env.clock)
+        runtime = self._runtime = RuntimeLifecycle(
+            self._plan,
+            config,
+            journal,
+            mode="batch",
+            clock=self._env.clock,
+            hooks=HostHooks(output=self._collect if self._output_list is not None else None),
+            outputs=self._hub,
+            drain_timeout=0,  # execute() waits for every input; a failed feed waits for none
+        )
         try:
-            recovered = await system.open(mode="batch")
-            if self._output_list is not None:  # outputs committed before a restart
-                for seq, key, output in recovered.outputs:
-                    self._outputs_by_input.setdefault(seq, []).append({key: output})
-            system.failures.extend(recovered.failures)
-            system.sinks.append(self._emit)
-            await feed_batch(system, self._source, InputReader(), recovered, self._hub)
-            await system.join()
+            async with runtime:
+                recovered = runtime.recovered
+                if self._output_list is not None:  # outputs committed before a restart
+                    for seq, key, output in recovered.outputs:
+                        self._collect(seq, key, output)
+                system = runtime.system
+                system.failures.extend(recovered.failures)
+                await feed_batch(system, self._source, InputReader(), recovered, self._hub)
+                await runtime.drain()
         finally:
-            try:
-                await system.aclose()
-            finally:
-                self._fill_output_list()
-                self._hub.close()
-        self._env.failures = in_input_order(system.failures)
-        if system.broken is not None:
-            raise system.broken_error()
-        if system.failures:
-            raise error_to_raise(system.failures)
+            self._fill_output_list()
+            if runtime.opened:
+                self._env.failures = in_input_order(runtime.system.failures)
+        if self._env.failures:
+            raise error_to_raise(self._env.failures)
 
 
 class LocalExecutionEnvironment(AgentsExecutionEnvironment):
@@ -278,32 +292,23 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
 
     def _journal(self, service: bool = False) -> Journal:
         config = self._config
-        directory = config.get(JournalOptions.DIR)
-        durability = str(config.get(JournalOptions.DURABILITY))
         store = self._journal_store
         # A batch job's input positions and outputs are what make it resumable. Nobody can
         # resume from a private in-memory store, so it records nothing only recovery reads; a
         # service keeps no committed inputs (its source is not replayable anyway).
         resumable = True
         if store is None:
+            directory = config.get(JournalOptions.DIR)
             if directory:
                 store = SQLiteJournalStore(
                     directory,
-                    durability,
+                    str(config.get(JournalOptions.DURABILITY)),
                     max_record_bytes=config.get(JournalOptions.MAX_RECORD_BYTES),
                     allow_lost_writes=bool(config.get(JournalOptions.ALLOW_LOST_WRITES)),
                 )
             else:
                 store, resumable = MemoryJournalStore(), False
-        return Journal(
-            store,
-            Codec(allow_pickle=bool(config.get(JournalOptions.ALLOW_PICKLE))),
-            durability=getattr(store, "durability", "none") if store.durable else "none",
-            divergence=str(config.get(JournalOptions.DIVERGENCE)),
-            compaction_interval=config.get(JournalOptions.COMPACTION_INTERVAL) or 1000,
-            keep_inputs=not service,
-            recording=resumable,
-        )
+        return journal_from_config(config, store, keep_inputs=not service, recording=resumable)
 
     def metrics(self) -> dict[str, Any]:
         """A snapshot of the agent's metrics: ``{"numOfEventProcessed": ..., ...}``."""

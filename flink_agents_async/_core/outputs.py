@@ -123,17 +123,34 @@ class OutputStream:
 
 
 class OutputHub:
-    """The open output streams of one runtime, held weakly."""
+    """The one output broadcast of a runtime: its open streams, held weakly."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_room: Callable[[], None] | None = None) -> None:
         self._streams: weakref.WeakSet[OutputStream] = weakref.WeakSet()
         self._room_waiters: list[asyncio.Future[None]] = []
         self._closed = False
-        #: Called when a stream that made producers wait has room again.
-        self.on_room: Callable[[], None] | None = None
+        self._on_room = on_room  # a stream that made producers wait has room again
+        # Outputs published while no stream is open, kept for the first one (see ``hold``).
+        self._held: list[tuple[Hashable, Any]] | None = None
+        self._holding = False
+
+    def hold(self) -> None:
+        """Keep what is published while no stream is open, for the first stream to come, until
+        ``stop_holding()``: outputs of inputs resumed after a restart may commit before the
+        application opened its stream."""
+        self._held = []
+        self._holding = True
+
+    def stop_holding(self) -> None:
+        """Keep nothing more (what is held still goes to the first stream)."""
+        self._holding = False
 
     def subscribe(self, max_buffered: int, overflow: str) -> OutputStream:
         stream = OutputStream(self, max_buffered, overflow)
+        held, self._held = self._held, None
+        self._holding = False
+        for item in held or ():
+            stream.put(item)
         if self._closed:
             stream.end()
         else:
@@ -150,6 +167,10 @@ class OutputHub:
         return len(self._streams)
 
     def publish(self, key: Hashable, output: Any) -> None:
+        if self._holding and not self._streams:
+            assert self._held is not None
+            self._held.append((key, output))
+            return
         for stream in list(self._streams):
             stream.put((key, output))
 
@@ -177,5 +198,5 @@ class OutputHub:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        if self.on_room is not None:
-            self.on_room()
+        if self._on_room is not None:
+            self._on_room()

@@ -99,9 +99,10 @@ class Actor:
     def idle(self) -> bool:
         return self.current is None and not self.mailbox
 
-    def has_room(self, capacity: int) -> bool:
-        mailbox = self.mailbox
-        return mailbox is None or len(mailbox) < capacity
+    @property
+    def waiting(self) -> int:
+        """Inputs queued behind the running one."""
+        return len(self.mailbox) if self.mailbox is not None else 0
 
     def deliver(self, item: InputItem) -> None:
         """Run ``item`` now if the actor is idle, else queue it (room was checked)."""

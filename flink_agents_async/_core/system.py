@@ -42,6 +42,9 @@ from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
 from ..resources import ResourceCache, configured_arguments
 from .actor import Actor, InputItem, Settled
+from .admission import Admission
+from .host_hooks import NO_HOOKS, HostHooks
+from .passivation import Passivation
 from .run import retrieve_exception
 
 if TYPE_CHECKING:
@@ -49,10 +52,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 
-__all__ = ["ActorSystem", "OutputSink"]
-
-OutputSink = Callable[[int, Hashable, Any], None]
-"""Called with ``(input_seq, key, output)`` for each output, once its run is durable."""
+__all__ = ["ActorSystem"]
 
 logger = library_logger()
 
@@ -96,7 +96,11 @@ class ActorSystem:
         config: Configuration,
         journal: Journal,
         clock: Clock = SYSTEM_CLOCK,
+        hooks: HostHooks = NO_HOOKS,
+        idle_timeout: float | None = None,
     ) -> None:
+        """``idle_timeout``: seconds after which an idle key's actor is passivated (see
+        ``Passivation``; None keeps every actor in memory)."""
         self.plan = plan
         self.config = config
         self.journal = journal
@@ -113,7 +117,7 @@ class ActorSystem:
             at_least(config, AgentExecutionOptions.NUM_ASYNC_THREADS, 1)
         )
         journal.thread_limiter = self.thread_limiter
-        self.mailbox_capacity = at_least(config, AgentExecutionOptions.MAILBOX_CAPACITY, 1)
+        self.admission = Admission.from_config(config)
         self.max_events_per_run = at_least(config, AgentExecutionOptions.MAX_EVENTS_PER_RUN, 1)
         self.error_strategy = _error_strategy(config)
         self.max_retries = max(0, config.get(AgentExecutionOptions.MAX_RETRIES) or 0)
@@ -122,17 +126,16 @@ class ActorSystem:
         self.actors: dict[Hashable, Actor] = {}
         self.clock: Callable[[], float] = clock.time
         self._ttl_seconds, self._ttl_on_read = _memory_ttl(config)
-        # Service hooks (None for batch jobs): where idle actors go, and how missing keys come
-        # back (see runtime.passivation).
-        self.passivation: Any = None
-        self.on_finished: Callable[[], None] | None = None  # an input finished (service mode)
+        self.hooks = hooks
+        # Where idle actors go, and how missing keys come back.
+        self.passivation = (
+            Passivation(self, idle_timeout, clock) if idle_timeout is not None else None
+        )
         # The journal could no longer be written (a full disk, say): the runtime stops, and
         # tells its host (which stops taking inputs).
         self.broken: JournalWriteError | None = None
-        self.on_broken: Callable[[JournalWriteError], None] | None = None
         self.queued = 0  # inputs waiting in mailboxes
         self.running = 0  # runs in flight
-        self.sinks: list[OutputSink] = []
         self.failures: list[ActionFailedError] = []
         self.closing = False
         # Inputs dispatched and not yet finished (queued or running). Read-only for hosts.
@@ -204,7 +207,7 @@ class ActorSystem:
                 if self.passivation is None
                 else (await self.passivation.activate(key))
             )
-        while wait_for_room and not actor.has_room(self.mailbox_capacity):
+        while wait_for_room and not self.admission.key_has_room(actor.waiting):
             waiter = self.loop.create_future()
             if actor.space_waiters is None:
                 actor.space_waiters = deque()
@@ -294,8 +297,8 @@ class ActorSystem:
             "and run at the next start",
             error=str(error),
         )
-        if self.on_broken is not None:
-            self.on_broken(error)
+        if self.hooks.journal_broken is not None:
+            self.hooks.journal_broken(error)
         for actor in list(self.actors.values()):
             self._drop_queued(actor, self.broken_error)
             if actor.current is not None:
@@ -367,11 +370,11 @@ class ActorSystem:
             self._settle(run.item, error=self.broken_error())
             return
         outputs = run.outputs
-        if self.sinks:
+        sink = self.hooks.output
+        if sink is not None:
             key, seq = run.key, run.item.seq
             for output in outputs:
-                for sink in self.sinks:
-                    sink(seq, key, output)
+                sink(seq, key, output)
         self._settle(run.item, result=outputs)
 
     def _settle(
@@ -477,8 +480,8 @@ class ActorSystem:
 
     def _input_finished(self) -> None:
         self.unfinished -= 1
-        if self.on_finished is not None:
-            self.on_finished()
+        if self.hooks.input_finished is not None:
+            self.hooks.input_finished()
         if not self.unfinished:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:

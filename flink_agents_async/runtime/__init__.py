@@ -1,1 +1,0 @@
-"""The embedded runtime: runs, actors, the actor system and the local host."""
