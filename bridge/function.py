@@ -82,8 +82,9 @@ from flink_agents_async.host_api import Admission, IdleKeys
 from flink_agents_async.keys import check_key
 from flink_agents_async.logging import library_logger
 
-from .host import LoopHost, Outbox
+from .host import LoopHost
 from .metrics import FlinkMetricsMirror
+from .outbox import Outbox, RunDone, SnapshotWritten
 
 __all__ = ["END_OF_INPUT", "AgentProcessFunction", "BridgeOptions"]
 
@@ -322,7 +323,7 @@ class AgentProcessFunction(KeyedProcessFunction):
                 # right here, and unless it outlives this call keyed state never holds it.
                 self._send(key, state, value)
                 outbox = state.outbox
-                if outbox and outbox[-1][0] == "done":  # it ran to its end already
+                if outbox and isinstance(outbox[-1], RunDone):  # it ran to its end already
                     self._apply(key, state, out, queued=False)
                     self._rest(key, state)
                     return
@@ -454,13 +455,12 @@ class AgentProcessFunction(KeyedProcessFunction):
         outbox = state.outbox
         while outbox:
             entry = outbox.popleft()
-            kind = entry[0]
-            if kind == "snapshot":
-                self._snapshot.update(entry[1])
-            elif kind == "done":  # the run committed (or failed for good)
-                self._done(key, state, entry[1], entry[2], out, queued)
-            elif queued:  # "call"
-                self._calls.put(entry[1], entry[2])
+            if isinstance(entry, SnapshotWritten):
+                self._snapshot.update(entry.snapshot)
+            elif isinstance(entry, RunDone):  # the run committed (or failed for good)
+                self._done(key, state, entry.outputs, entry.error, out, queued)
+            elif queued:  # a CallWritten
+                self._calls.put(entry.slot, entry.record)
                 state.wrote_calls = True
 
     def _done(

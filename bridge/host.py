@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from typing import Any
 
@@ -41,22 +41,23 @@ from flink_agents_async.host_api import (
     DONE,
     Ack,
     ActorSystem,
+    CallOp,
     HostHooks,
     JournalStore,
     Op,
     RuntimeLifecycle,
+    SnapshotOp,
     StoredJournal,
     journal_from_config,
 )
 from flink_agents_async.logging import library_logger
 
 from .inline import ParkedLoop
+from .outbox import CallWritten, Outbox, RunDone, SnapshotWritten
 
-__all__ = ["LoopHost", "OutboxStore"]
+__all__ = ["LoopHost", "Outbox", "OutboxStore"]
 
 logger = library_logger("flink_agents_async.bridge")
-
-Outbox = deque[tuple[Any, ...]]
 
 
 class OutboxStore(JournalStore):
@@ -94,17 +95,16 @@ class OutboxStore(JournalStore):
     def read_snapshot(self, key: bytes) -> bytes | None:
         return None  # keys are never passivated by the journal in the bridge
 
-    def write(self, ops: list[Op] | tuple[Op, ...]) -> Ack:  # type: ignore[override]
+    def write(self, ops: Sequence[Op]) -> Ack:
         for op in ops:
-            kind = op[0]
-            if kind == "snapshot":  # every commit writes one
-                outbox = self._by_key.get(op[1])
+            if isinstance(op, SnapshotOp):  # every commit writes one
+                outbox = self._by_key.get(op.key)
                 if outbox is not None:
-                    outbox.append(("snapshot", op[3].pack()))
-            elif kind == "call":
-                self._by_seq[op[1]].append(("call", op[2], op[3].pack()))
-            # "input": the Flink side keeps inputs itself. "fail": the run's "done" carries
-            # it. "meta": keyed state belongs to one job already.
+                    outbox.append(SnapshotWritten(op.record.pack()))
+            elif isinstance(op, CallOp):
+                self._by_seq[op.seq].append(CallWritten(op.slot, op.record.pack()))
+            # InputOp: the Flink side keeps inputs itself. FailOp: the run's RunDone carries
+            # it. MetaOp: keyed state belongs to one job already.
         return DONE
 
     def describe(self) -> str:
@@ -324,7 +324,7 @@ class LoopHost:
             try:
                 self._restore(key, snapshot)
             except Exception as error:
-                outbox.append(("done", None, error))
+                outbox.append(RunDone(None, error))
                 if self._awaited is outbox:
                     self._notify()
                 return
@@ -347,7 +347,7 @@ class LoopHost:
 
     def _finished(self, seq: int, outputs: list[Any] | None, error: BaseException | None) -> None:
         outbox = self.store.unroute(seq)
-        outbox.append(("done", None if error is not None else outputs, error))
+        outbox.append(RunDone(None if error is not None else outputs, error))
         if self._awaited is outbox:
             self._notify()
 

@@ -21,6 +21,7 @@ from .journal.records import (
     COMPLETED,
     INPUT_ACCEPTED,
     INPUT_COMMITTED,
+    INPUT_FAILED,
     CallRecord,
     CommitRecord,
     FailureRecord,
@@ -31,7 +32,7 @@ from .journal.sqlite import read_journal
 
 __all__ = ["main"]
 
-_STATUS = {INPUT_ACCEPTED: "pending", INPUT_COMMITTED: "committed", 2: "failed"}
+_STATUS = {INPUT_ACCEPTED: "pending", INPUT_COMMITTED: "committed", INPUT_FAILED: "failed"}
 _SUMMARY_WIDTH = 60
 
 

@@ -27,8 +27,9 @@ from .journal import (
     StoredJournal,
 )
 from .journal.configured import journal_from_config
+from .journal.ops import CallOp, CommitOp, FailOp, InputOp, MetaOp, Op, SnapshotOp
 from .journal.records import INPUT_ACCEPTED, item_digest
-from .journal.store import DONE, Ack, Op
+from .journal.store import DONE, Ack
 
 __all__ = [
     "DONE",
@@ -38,12 +39,17 @@ __all__ = [
     "Ack",
     "ActorSystem",
     "Admission",
+    "CallOp",
     "Codec",
+    "CommitOp",
+    "FailOp",
     "HostHooks",
     "IdleKeys",
+    "InputOp",
     "Journal",
     "JournalStore",
     "MemoryJournalStore",
+    "MetaOp",
     "MustAwait",
     "Op",
     "OutputHub",
@@ -52,6 +58,7 @@ __all__ = [
     "RecoveredJournal",
     "RuntimeLifecycle",
     "SQLiteJournalStore",
+    "SnapshotOp",
     "StoredJournal",
     "error_to_raise",
     "in_input_order",

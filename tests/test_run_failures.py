@@ -40,7 +40,7 @@ from flink_agents_async import (
     RuntimeClosedError,
     action,
 )
-from flink_agents_async.journal import MemoryJournalStore
+from flink_agents_async.journal import CommitOp, MemoryJournalStore
 from flink_agents_async.journal.codec import JournalEncodeError
 from flink_agents_async.journal.records import INPUT_ACCEPTED
 
@@ -115,7 +115,7 @@ class BreakingStore(MemoryJournalStore):
         self.broken = False
 
     def write(self, ops: Any) -> Any:
-        if any(op[0] == "commit" for op in ops):
+        if any(isinstance(op, CommitOp) for op in ops):
             self.commit_writes += 1
             if self.commit_writes >= self.fail_at:
                 self.broken = True

@@ -32,7 +32,12 @@ from flink_agents_async import (
     action,
 )
 from flink_agents_async.clock import MockClock
-from flink_agents_async.journal import JournalEncodeError, MemoryJournalStore, SQLiteJournalStore
+from flink_agents_async.journal import (
+    InputOp,
+    JournalEncodeError,
+    MemoryJournalStore,
+    SQLiteJournalStore,
+)
 
 GUARD = 5.0  # only ever reached when the behaviour under test is broken
 FENCE = "__fence__"
@@ -720,7 +725,7 @@ class SlowDiskStore(SQLiteJournalStore):
 
     def write(self, ops: Any) -> Any:
         ack = super().write(ops)
-        if any(op[0] == "input" for op in ops):
+        if any(isinstance(op, InputOp) for op in ops):
             return HeldAck(ack, self.released)
         return ack
 

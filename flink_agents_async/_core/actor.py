@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ActionFailedError
+from ..journal.commit import KeyState
 from ..memory import MemoryStore
 from .run import Run
 
@@ -94,6 +95,11 @@ class Actor:
             if self.current is not None:
                 memory.begin()
         return memory
+
+    @property
+    def journaled(self) -> KeyState:
+        """The key as the journal records it."""
+        return KeyState(self.key, self.key_bytes, self.memory)
 
     @property
     def idle(self) -> bool:

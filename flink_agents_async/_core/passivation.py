@@ -96,7 +96,7 @@ class Passivation:
         cannot be saved stays in memory."""
         if save:
             try:
-                self.system.journal.passivate(actor)
+                self.system.journal.passivate(actor.journaled, actor.runs_started)
             except JournalEncodeError as error:  # too big for one record: keep it here
                 logger.warning(
                     "an idle key stays in memory: its state cannot be saved",

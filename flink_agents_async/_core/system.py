@@ -36,6 +36,7 @@ from ..errors import (
 )
 from ..events import OutputEvent
 from ..journal import Journal, RecoveredJournal
+from ..journal.commit import RunCommit, StoredKey
 from ..journal.store import DONE
 from ..logging import library_logger
 from ..memory import MemoryStore, MemoryType
@@ -156,7 +157,8 @@ class ActorSystem:
         self, memory: MemoryStore | None = None, stamps: dict[str, float] | None = None
     ) -> MemoryStore:
         """A key's short-term memory (``memory`` if given), with the configured TTL."""
-        memory = memory or MemoryStore(MemoryType.SHORT_TERM)
+        if memory is None:
+            memory = MemoryStore(MemoryType.SHORT_TERM)
         if self._ttl_seconds is not None:
             memory.expire_after(
                 self._ttl_seconds, refresh_on_read=self._ttl_on_read, clock=self.clock,
@@ -170,13 +172,11 @@ class ActorSystem:
             self.loop, {"agent": self.plan.agent_name, "mode": mode}
         )
         for key, state in recovered.keys.items():
-            actor = self.bring_back(key, (state.memory, state.stamps, state.runs))
-            self.journal.adopt(state, actor)
+            actor = self.bring_back(key, StoredKey(state.memory, state.stamps, state.runs))
+            self.journal.adopt(state, actor.memory)
         return recovered
 
-    def bring_back(
-        self, key: Hashable, kept: tuple[MemoryStore, dict[str, float], int] | None
-    ) -> Actor:
+    def bring_back(self, key: Hashable, kept: StoredKey | None) -> Actor:
         """The actor of ``key`` rebuilt from what a store kept of it: its committed memory,
         the memory's TTL stamps and its run count (None: nothing committed yet)."""
         if kept is None:
@@ -342,9 +342,11 @@ class ActorSystem:
             )
             return
         journal = self.journal
+        commit = RunCommit(
+            run.item.seq, actor.journaled, run.number, run.outputs, run.calls_recorded
+        )
         try:
-            outputs = journal.encode_outputs(run.outputs, run.key, run.number)
-            memory = journal.prepare_commit(actor, run.number, outputs)
+            encoded = journal.encode_commit(commit)
         except Exception as error:  # nothing is committed yet: the run fails, the key stays
             run.failure = ActionFailedError(
                 run.key, run.number, "<commit>", OutputEvent.EVENT_TYPE, error
@@ -352,9 +354,7 @@ class ActorSystem:
             return
         actor.commit_memory()
         try:
-            ack = journal.commit(
-                run.item.seq, actor, run.number, memory, outputs, run.calls_recorded
-            )
+            ack = journal.commit(commit, encoded)
         except Exception as error:
             self.journal_failed(error)
             self._settle(run.item, error=self.broken_error())

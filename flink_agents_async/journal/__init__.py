@@ -6,7 +6,8 @@ re-executed with its recorded side effects replayed instead of repeated.
 
 from .codec import Codec, JournalEncodeError
 from .journal import Journal, RecoveredJournal, RunRecorder
-from .records import FORMAT_VERSION
+from .ops import CallOp, CommitOp, FailOp, InputOp, MetaOp, Op, SnapshotOp
+from .records import FORMAT_VERSION, InputStatus
 from .sqlite import DURABILITY_MODES, SQLiteJournalStore
 from .store import Ack, JournalStore, MemoryJournalStore, StoredJournal
 
@@ -14,13 +15,21 @@ __all__ = [
     "DURABILITY_MODES",
     "FORMAT_VERSION",
     "Ack",
+    "CallOp",
     "Codec",
+    "CommitOp",
+    "FailOp",
+    "InputOp",
+    "InputStatus",
     "Journal",
     "JournalEncodeError",
     "JournalStore",
     "MemoryJournalStore",
+    "MetaOp",
+    "Op",
     "RecoveredJournal",
     "RunRecorder",
     "SQLiteJournalStore",
+    "SnapshotOp",
     "StoredJournal",
 ]

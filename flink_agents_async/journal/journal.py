@@ -25,6 +25,8 @@ from ..errors import (
 from ..logging import library_logger
 from ..memory import MemoryStore, MemoryType
 from .codec import Codec, JournalEncodeError, find_class, rebuild_exception
+from .commit import EncodedCommit, KeyState, RunCommit, StoredKey
+from .ops import CallOp, CommitOp, FailOp, InputOp, MetaOp, Op, SnapshotOp
 from .records import (
     COMPLETED,
     INPUT_ACCEPTED,
@@ -33,6 +35,7 @@ from .records import (
     CommitRecord,
     FailureRecord,
     InputRecord,
+    InputStatus,
     OutputsRecord,
     SnapshotRecord,
 )
@@ -122,8 +125,8 @@ class Journal:
         self.thread_limiter: anyio.CapacityLimiter | None = None
         self.next_commit_no = 1
         self._commits_since_compaction = 0
-        # key bytes -> (its last commit_no, that run's number, its actor), since last compaction
-        self._dirty: dict[bytes, tuple[int, int, Any]] = {}
+        # key bytes -> (its last commit_no, that run's number, the key), since last compaction
+        self._dirty: dict[bytes, tuple[int, int, KeyState]] = {}
         # snapshots of passivated keys not yet durable, by key bytes
         self._parked: dict[bytes, SnapshotRecord] = {}
 
@@ -147,7 +150,7 @@ class Journal:
         for name, expected in job.items():
             found = meta.get(name)
             if found is None:
-                self._write([("meta", name, expected.encode())])
+                self._write([MetaOp(name, expected.encode())])
             elif found.decode() != expected:
                 raise JournalError(
                     f"{self.store.describe()} belongs to a job with {name} {found.decode()!r}, "
@@ -224,10 +227,12 @@ class Journal:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def adopt(self, state: RecoveredKey, actor: Any) -> None:
-        """Track a recovered key whose commits are not folded yet, so compaction folds them."""
+    def adopt(self, state: RecoveredKey, memory: MemoryStore | None) -> None:
+        """Track a recovered key whose commits are not folded yet, so compaction folds them
+        (``memory``: the store the key's actor now holds)."""
         if state.unfolded:
-            self._dirty[state.key_bytes] = (state.last_commit_no, state.last_commit_run, actor)
+            key = KeyState(state.key, state.key_bytes, memory)
+            self._dirty[state.key_bytes] = (state.last_commit_no, state.last_commit_run, key)
 
     def encode_key(self, key: Hashable) -> bytes:
         return self.codec.encode(key, "key {!r}", key)
@@ -241,14 +246,14 @@ class Journal:
             return DONE
         self._check_size(len(key_bytes) + len(item), "input {}", seq)
         record = InputRecord(seq, key_bytes, item)
-        return self._write([("input", seq, key_bytes, INPUT_ACCEPTED, record)])
+        return self._write([InputOp(seq, key_bytes, InputStatus.ACCEPTED, record)])
 
     def recorder(
         self, seq: int, key: Hashable, run: int, calls: dict[int, bytes] | None
     ) -> RunRecorder:
         return RunRecorder(self, seq, key, run, calls or {})
 
-    def _write(self, ops: list[Any]) -> Ack:
+    def _write(self, ops: list[Op]) -> Ack:
         """Hand ``ops`` to the store; a store that fails in any way fails as
         ``JournalWriteError`` (the runtime then stops)."""
         try:
@@ -284,51 +289,49 @@ class Journal:
         downstream through Flink's own serializers), never needs an output to be encodable."""
         return self.recording and not self.store.snapshot_commits
 
-    def encode_outputs(self, outputs: list[Any], key: Hashable, run: int) -> bytes:
-        """The outputs of a run as codec bytes (raises ``JournalEncodeError`` if one cannot be
-        journaled), or ``b""`` if the journal does not keep outputs."""
-        if not self.keeps_outputs:
-            return b""
-        return self.codec.encode(outputs, "an output of run {} of key {!r}", run, key)
-
-    def prepare_commit(self, actor: Any, run: int, outputs: bytes) -> bytes:
-        """The memory a commit of ``actor``'s open run records (its delta, or its whole memory
-        for a store that commits snapshots), encoded before the memory commits: a run that
-        cannot be recorded is failed with its key as it was (raises ``JournalEncodeError``)."""
-        if not self.recording:
-            return b""  # memory holds plain data only: nothing it holds could be refused
-        memory = actor.memory
+    def encode_commit(self, commit: RunCommit) -> EncodedCommit:
+        """The memory and outputs ``commit`` records, encoded before the memory commits: a run
+        the journal cannot record is failed with its key as it was (raises
+        ``JournalEncodeError``: an output it cannot encode, a record too big)."""
+        if not self.recording:  # memory holds plain data only: nothing it holds is refused
+            return _NOTHING_ENCODED
+        key, run = commit.key, commit.run
+        outputs = b""
+        if self.keeps_outputs:
+            outputs = self.codec.encode(
+                commit.outputs, "an output of run {} of key {!r}", run, key.key
+            )
+        memory = key.memory
         if self.store.snapshot_commits:
             encoded = self.codec.encode(
-                _memory_state(memory, pending=True), "the memory of key {!r}", actor.key
+                _memory_state(memory, pending=True), "the memory of key {!r}", key.key
             )
         else:
             delta = memory.pending_delta() if memory is not None else [{}, {}, [], {}]
             encoded = self.codec.encode(delta, "a memory delta")
         self._check_size(
-            len(encoded) + len(outputs) + len(actor.key_bytes),
+            len(encoded) + len(outputs) + len(key.key_bytes),
             "run {} of key {!r} (its memory and outputs)",
             run,
-            actor.key,
+            key.key,
         )
-        return encoded
+        return EncodedCommit(encoded, outputs)
 
-    def commit(
-        self, seq: int, actor: Any, run: int, memory: bytes, outputs: bytes, calls: int
-    ) -> Ack:
-        """Commit a run of ``actor`` (its memory from ``prepare_commit`` and its outputs
-        together); the ack says when it is durable."""
+    def commit(self, commit: RunCommit, encoded: EncodedCommit) -> Ack:
+        """Make ``commit`` durable (its memory and outputs together, as ``encode_commit``
+        made them); the ack says when it is."""
         commit_no = self.next_commit_no
         self.next_commit_no += 1
         if not self.recording:
             return DONE
-        key_bytes = actor.key_bytes
+        key_bytes, run = commit.key.key_bytes, commit.run
         if self.store.snapshot_commits:
-            snapshot = SnapshotRecord(key_bytes, commit_no, run, memory)
-            return self._write([("snapshot", key_bytes, commit_no, snapshot, self.keep_inputs)])
-        record = CommitRecord(seq, commit_no, key_bytes, run, memory, calls)
-        ack = self._write([("commit", seq, commit_no, key_bytes, record, outputs)])
-        self._dirty[key_bytes] = (commit_no, run, actor)
+            snapshot = SnapshotRecord(key_bytes, commit_no, run, encoded.memory)
+            return self._write([SnapshotOp(key_bytes, commit_no, snapshot, self.keep_inputs)])
+        seq = commit.seq
+        record = CommitRecord(seq, commit_no, key_bytes, run, encoded.memory, commit.calls)
+        ack = self._write([CommitOp(seq, commit_no, key_bytes, record, encoded.outputs)])
+        self._dirty[key_bytes] = (commit_no, run, commit.key)
         self._commits_since_compaction += 1
         if self._commits_since_compaction >= self.compaction_interval:
             self.compact()
@@ -347,12 +350,12 @@ class Journal:
             _message_of(cause)[:_MAX_FAILURE_MESSAGE],
             calls,
         )
-        return self._write([("fail", seq, key_bytes, record)])
+        return self._write([FailOp(seq, key_bytes, record)])
 
     def write_call(self, seq: int, record: CallRecord) -> Ack:
         if not self.recording:
             return DONE
-        return self._write([("call", seq, record.slot, record)])
+        return self._write([CallOp(seq, record.slot, record)])
 
     def compact(self) -> None:
         """Fold every key committed since the last compaction into a snapshot of its memory.
@@ -364,28 +367,24 @@ class Journal:
         dirty, self._dirty = self._dirty, {}
         if not self.recording:
             return
-        ops = []
-        for key_bytes, (commit_no, run, actor) in dirty.items():
+        ops: list[Op] = []
+        for key_bytes, (commit_no, run, key) in dirty.items():
             try:
-                record = self._snapshot_record(key_bytes, commit_no, run, actor)
+                record = self._snapshot_record(key, commit_no, run)
             except JournalEncodeError as error:  # its commits stay as they are: still correct
                 logger.warning(
                     "a key's memory is too big to fold into a snapshot; its commits are kept",
-                    key=actor.key, error=str(error),
+                    key=key.key, error=str(error),
                 )  # fmt: skip
                 continue
-            ops.append(("snapshot", key_bytes, commit_no, record, self.keep_inputs))
+            ops.append(SnapshotOp(key_bytes, commit_no, record, self.keep_inputs))
         if ops:
             self._write(ops)
 
-    def _snapshot_record(
-        self, key_bytes: bytes, commit_no: int, run: int, actor: Any
-    ) -> SnapshotRecord:
-        encoded = self.codec.encode(
-            _memory_state(actor.memory), "the memory of key {!r}", actor.key
-        )
-        self._check_size(len(encoded) + len(key_bytes), "the memory of key {!r}", actor.key)
-        return SnapshotRecord(key_bytes, commit_no, run, encoded)
+    def _snapshot_record(self, key: KeyState, commit_no: int, run: int) -> SnapshotRecord:
+        encoded = self.codec.encode(_memory_state(key.memory), "the memory of key {!r}", key.key)
+        self._check_size(len(encoded) + len(key.key_bytes), "the memory of key {!r}", key.key)
+        return SnapshotRecord(key.key_bytes, commit_no, run, encoded)
 
     def _memory_from(self, encoded: bytes) -> tuple[MemoryStore, dict[str, float]]:
         values, objects, stamps = self.codec.decode(encoded, "a memory snapshot")
@@ -393,17 +392,15 @@ class Journal:
 
     # -- passivation ------------------------------------------------------------------------
 
-    def passivate(self, actor: Any) -> None:
-        """Write an idle key's whole state as a snapshot, so the actor can leave memory. The
-        snapshot is kept here until it is durable, so a reload never reads an older one."""
-        key_bytes = actor.key_bytes
+    def passivate(self, key: KeyState, runs: int) -> None:
+        """Write an idle key's whole state (its memory, ``runs`` started) as a snapshot, so
+        its actor can leave memory. The snapshot is kept here until it is durable, so a reload
+        never reads an older one."""
+        key_bytes = key.key_bytes
         self._dirty.pop(key_bytes, None)
-        record = self._snapshot_record(
-            key_bytes, self.next_commit_no - 1, actor.runs_started, actor
-        )
+        record = self._snapshot_record(key, self.next_commit_no - 1, runs)
         self._parked[key_bytes] = record
-        ack = self._write([("snapshot", key_bytes, record.commit_no, record,
-                                 self.keep_inputs)])  # fmt: skip
+        ack = self._write([SnapshotOp(key_bytes, record.commit_no, record, self.keep_inputs)])
 
         def durable(error: BaseException | None) -> None:
             if error is None and self._parked.get(key_bytes) is record:
@@ -411,7 +408,7 @@ class Journal:
 
         ack.then(durable)
 
-    async def restore(self, key_bytes: bytes) -> tuple[MemoryStore, dict[str, float], int] | None:
+    async def restore(self, key_bytes: bytes) -> StoredKey | None:
         """A passivated key's memory, TTL stamps and run count, or None if it has none."""
         record = self._parked.get(key_bytes)
         if record is None:
@@ -424,16 +421,14 @@ class Journal:
             return None if data is None else self.decode_snapshot(key_bytes, data)
         return self._kept(record)
 
-    def decode_snapshot(
-        self, key_bytes: bytes, data: bytes
-    ) -> tuple[MemoryStore, dict[str, float], int]:
+    def decode_snapshot(self, key_bytes: bytes, data: bytes) -> StoredKey:
         """A key's memory, TTL stamps and run count from a packed ``SnapshotRecord`` (read
         from the store, or kept by the host itself: the Flink bridge keeps it in keyed state)."""
         return self._kept(SnapshotRecord.unpack(key_bytes, data))
 
-    def _kept(self, record: SnapshotRecord) -> tuple[MemoryStore, dict[str, float], int]:
+    def _kept(self, record: SnapshotRecord) -> StoredKey:
         memory, stamps = self._memory_from(record.memory)
-        return memory, stamps, record.runs
+        return StoredKey(memory, stamps, record.runs)
 
     async def close(self) -> None:
         """Compact, wait until everything is durable, and release the store (only release it
@@ -457,6 +452,9 @@ def _message_of(error: BaseException) -> str:
         return str(error)
     except Exception:
         return f"<unprintable {type(error).__name__}>"
+
+
+_NOTHING_ENCODED = EncodedCommit(b"", b"")
 
 
 def _memory_state(memory: MemoryStore | None, *, pending: bool = False) -> list[Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import msgpack
@@ -28,6 +29,7 @@ __all__ = [
     "CommitRecord",
     "FailureRecord",
     "InputRecord",
+    "InputStatus",
     "OutputsRecord",
     "SnapshotRecord",
     "item_digest",
@@ -41,9 +43,21 @@ COMPLETED = 1
 
 _CALL_FIELDS = (str, bytes, int, bool, bytes)  # function id, args digest, status, ok, payload
 
-INPUT_ACCEPTED = 0
-INPUT_COMMITTED = 1
-INPUT_FAILED = 2
+
+class InputStatus(IntEnum):
+    """Where an accepted input stands (stored as its number)."""
+
+    ACCEPTED = 0
+    """Journaled, not yet committed: it runs (again) at the next start."""
+    COMMITTED = 1
+    """Its run committed: its outputs are journaled."""
+    FAILED = 2
+    """Its run failed for good: it never runs again."""
+
+
+INPUT_ACCEPTED = InputStatus.ACCEPTED
+INPUT_COMMITTED = InputStatus.COMMITTED
+INPUT_FAILED = InputStatus.FAILED
 
 
 def item_digest(item_bytes: bytes) -> bytes:
@@ -99,7 +113,7 @@ class InputRecord:
     seq: int
     key: bytes
     item: bytes
-    status: int = INPUT_ACCEPTED
+    status: InputStatus = InputStatus.ACCEPTED
 
     @property
     def digest(self) -> bytes:
@@ -111,7 +125,13 @@ class InputRecord:
     @classmethod
     def unpack(cls, seq: int, status: int, data: bytes) -> InputRecord:
         key, item = _unpack(data, (bytes, bytes), "the input record of item {}", seq)
-        return cls(seq, key, item, status)
+        try:
+            known = InputStatus(status)
+        except ValueError:
+            raise JournalError(
+                f"the input record of item {seq} has an unknown status {status!r}"
+            ) from None
+        return cls(seq, key, item, known)
 
 
 @dataclass(slots=True)

@@ -34,7 +34,8 @@ from typing import Any
 from ..errors import JournalError, JournalWriteError
 from ..logging import library_logger
 from .lock import JournalLock
-from .records import INPUT_COMMITTED, INPUT_FAILED, OutputsRecord
+from .ops import CallOp, CommitOp, FailOp, InputOp, MetaOp, Op, SnapshotOp
+from .records import InputStatus, OutputsRecord
 from .sqlite_file import (
     JOURNAL_FILE,
     CommitCounter,
@@ -49,7 +50,7 @@ from .sqlite_file import (
     seal,
     unseal,
 )
-from .store import Ack, DurabilityTracker, JournalStore, Op, StoredJournal
+from .store import Ack, DurabilityTracker, JournalStore, StoredJournal
 
 __all__ = ["DURABILITY_MODES", "JOURNAL_FILE", "SQLiteJournalStore", "read_journal"]
 
@@ -374,7 +375,7 @@ class SQLiteJournalStore(JournalStore):
                 if hook is not None:
                     hook("before", number)
                 for op in ops:
-                    _APPLY[op[0]](connection, op)
+                    _APPLY[type(op)](connection, op)
             self._count_commit(connection)
             connection.execute("COMMIT")
         except BaseException:
@@ -434,68 +435,69 @@ def read_journal(directory: str | Path) -> StoredJournal:
 # -- applying write operations (on the writer thread) -----------------------------------------
 
 
-def _apply_input(connection: sqlite3.Connection, op: Op) -> None:
-    _, seq, key, status, record = op
+def _apply_input(connection: sqlite3.Connection, op: InputOp) -> None:
     connection.execute(
         "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?)",
-        (seq, key, status, seal(record.pack(), seq, key)),
+        (op.seq, op.key, int(op.status), seal(op.record.pack(), op.seq, op.key)),
     )
 
 
-def _apply_call(connection: sqlite3.Connection, op: Op) -> None:
-    _, seq, slot, record = op
+def _apply_call(connection: sqlite3.Connection, op: CallOp) -> None:
     connection.execute(
-        "INSERT OR REPLACE INTO calls VALUES (?, ?, ?)", (seq, slot, seal(record.pack(), seq, slot))
+        "INSERT OR REPLACE INTO calls VALUES (?, ?, ?)",
+        (op.seq, op.slot, seal(op.record.pack(), op.seq, op.slot)),
     )
 
 
-def _apply_commit(connection: sqlite3.Connection, op: Op) -> None:
-    _, seq, commit_no, key, record, outputs = op
+def _apply_commit(connection: sqlite3.Connection, op: CommitOp) -> None:
+    seq, commit_no, key, record = op.seq, op.commit_no, op.key, op.record
     connection.execute(
         "INSERT INTO commits VALUES (?, ?, ?, ?)",
         (seq, commit_no, key, seal(record.pack(), seq, commit_no, key)),
     )
-    outputs_record = OutputsRecord(record.run, record.calls, outputs).pack()
+    outputs_record = OutputsRecord(record.run, record.calls, op.outputs).pack()
     connection.execute(
         "INSERT INTO outputs VALUES (?, ?, ?, ?)",
         (seq, commit_no, key, seal(outputs_record, seq, commit_no, key)),
     )
-    connection.execute("UPDATE inputs SET status = ? WHERE seq = ?", (INPUT_COMMITTED, seq))
+    connection.execute(
+        "UPDATE inputs SET status = ? WHERE seq = ?", (int(InputStatus.COMMITTED), seq)
+    )
 
 
-def _apply_fail(connection: sqlite3.Connection, op: Op) -> None:
-    _, seq, key, record = op
+def _apply_fail(connection: sqlite3.Connection, op: FailOp) -> None:
     connection.execute(
         "INSERT OR REPLACE INTO failures VALUES (?, ?, ?)",
-        (seq, key, seal(record.pack(), seq, key)),
+        (op.seq, op.key, seal(op.record.pack(), op.seq, op.key)),
     )
-    connection.execute("DELETE FROM calls WHERE seq = ?", (seq,))
-    connection.execute("UPDATE inputs SET status = ? WHERE seq = ?", (INPUT_FAILED, seq))
-
-
-def _apply_snapshot(connection: sqlite3.Connection, op: Op) -> None:
-    _, key, commit_no, record, keep_inputs = op
+    connection.execute("DELETE FROM calls WHERE seq = ?", (op.seq,))
     connection.execute(
-        "INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (key, seal(record.pack(), key))
+        "UPDATE inputs SET status = ? WHERE seq = ?", (int(InputStatus.FAILED), op.seq)
+    )
+
+
+def _apply_snapshot(connection: sqlite3.Connection, op: SnapshotOp) -> None:
+    key, commit_no = op.key, op.commit_no
+    connection.execute(
+        "INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (key, seal(op.record.pack(), key))
     )
     folded = "SELECT seq FROM commits WHERE key = ? AND commit_no <= ?"
     connection.execute(f"DELETE FROM calls WHERE seq IN ({folded})", (key, commit_no))
-    if not keep_inputs:
+    if not op.keep_inputs:
         connection.execute(f"DELETE FROM inputs WHERE seq IN ({folded})", (key, commit_no))
         connection.execute(f"DELETE FROM outputs WHERE seq IN ({folded})", (key, commit_no))
     connection.execute("DELETE FROM commits WHERE key = ? AND commit_no <= ?", (key, commit_no))
 
 
-def _apply_meta(connection: sqlite3.Connection, op: Op) -> None:
-    _, name, value = op
-    connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+def _apply_meta(connection: sqlite3.Connection, op: MetaOp) -> None:
+    connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (op.name, op.value))
 
 
-_APPLY: dict[str, Callable[[sqlite3.Connection, Op], None]] = {
-    "input": _apply_input,
-    "call": _apply_call,
-    "commit": _apply_commit,
-    "fail": _apply_fail,
-    "snapshot": _apply_snapshot,
-    "meta": _apply_meta,
+_APPLY: dict[type, Callable[[sqlite3.Connection, Any], None]] = {
+    InputOp: _apply_input,
+    CallOp: _apply_call,
+    CommitOp: _apply_commit,
+    FailOp: _apply_fail,
+    SnapshotOp: _apply_snapshot,
+    MetaOp: _apply_meta,
 }

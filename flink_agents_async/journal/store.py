@@ -8,10 +8,10 @@ A store is deliberately small and host-agnostic:
 * ``read_snapshot(key)`` returns one key's snapshot, to bring a passivated key back;
 * ``close()``.
 
-Operations are plain tuples (``("call", seq, slot, record)`` ...), each naming a table change,
-so a store is a small interpreter of them: ``MemoryJournalStore`` applies them to dicts at once,
-``SQLiteJournalStore`` hands them to a writer thread that commits them in groups, and the Flink
-bridge applies them to keyed state.
+Operations are small frozen records (``journal.ops``: ``CallOp``, ``CommitOp``...), each
+naming a table change, so a store is a small interpreter of them: ``MemoryJournalStore``
+applies them to dicts at once, ``SQLiteJournalStore`` hands them to a writer thread that
+commits them in groups, and the Flink bridge applies them to keyed state.
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import JournalError, JournalWriteError
-from .records import OutputsRecord
+from .ops import CallOp, CommitOp, FailOp, InputOp, MetaOp, Op, SnapshotOp
+from .records import InputStatus, OutputsRecord
 
 __all__ = ["Ack", "JournalStore", "MemoryJournalStore", "Op", "StoredJournal"]
-
-Op = tuple[Any, ...]
-"""One write operation; see ``MemoryJournalStore._apply`` for the kinds and their fields."""
 
 
 @dataclass
@@ -238,7 +236,7 @@ class MemoryJournalStore(JournalStore):
 
     def __init__(self) -> None:
         self.meta: dict[str, bytes] = {}
-        self.inputs: dict[int, tuple[bytes, int, Any]] = {}  # seq -> key, status, record
+        self.inputs: dict[int, tuple[bytes, InputStatus, Any]] = {}  # seq -> key, status, record
         self.calls: dict[int, dict[int, Any]] = {}  # seq -> slot -> record
         self.commits: dict[int, tuple[int, bytes, Any]] = {}  # seq -> commit_no, key, record
         self.commits_by_key: dict[bytes, list[int]] = {}  # key -> seqs, in commit order
@@ -283,58 +281,50 @@ class MemoryJournalStore(JournalStore):
 
     def write(self, ops: Sequence[Op]) -> Ack:
         for op in ops:
-            kind = op[0]
-            if kind == "commit":  # the most frequent, spared the chain below
-                self._apply_commit(*op[1:])
+            if type(op) is CommitOp:  # the most frequent, spared the chain below
+                self._apply_commit(op)
             else:
                 self._apply(op)
         self.writes += len(ops)
         return DONE
 
-    def _apply_commit(
-        self, seq: int, commit_no: int, key: bytes, record: Any, outputs: bytes
-    ) -> None:
+    def _apply_commit(self, op: CommitOp) -> None:
+        seq, key, record = op.seq, op.key, op.record
         if seq in self.commits or seq in self.outputs:
             raise JournalError(f"input {seq} was already committed")
-        self.commits[seq] = (commit_no, key, record)
+        self.commits[seq] = (op.commit_no, key, record)
         by_key = self.commits_by_key.get(key)
         if by_key is None:
             self.commits_by_key[key] = [seq]
         else:
             by_key.append(seq)
-        self.outputs[seq] = (commit_no, key, record.run, record.calls, outputs)
-        row = self.inputs.get(seq)
-        if row is not None:
-            self.inputs[seq] = (row[0], 1, row[2])
+        self.outputs[seq] = (op.commit_no, key, record.run, record.calls, op.outputs)
+        self._set_status(seq, InputStatus.COMMITTED)
 
     def _apply(self, op: Op) -> None:
-        kind = op[0]
-        if kind == "call":
-            _, seq, slot, record = op
-            slots = self.calls.get(seq)
+        if isinstance(op, CallOp):
+            slots = self.calls.get(op.seq)
             if slots is None:
-                slots = self.calls[seq] = {}
-            slots[slot] = record
-        elif kind == "input":
-            _, seq, key, status, record = op
-            self.inputs[seq] = (key, status, record)
-        elif kind == "commit":
-            self._apply_commit(*op[1:])
-        elif kind == "fail":
-            _, seq, key, record = op
-            self.failures[seq] = (key, record)
-            self.calls.pop(seq, None)
-            self._set_status(seq, 2)
-        elif kind == "snapshot":
-            self._apply_snapshot(*op[1:])
-        elif kind == "meta":
-            _, name, value = op
-            self.meta[name] = value
+                slots = self.calls[op.seq] = {}
+            slots[op.slot] = op.record
+        elif isinstance(op, InputOp):
+            self.inputs[op.seq] = (op.key, op.status, op.record)
+        elif isinstance(op, CommitOp):
+            self._apply_commit(op)
+        elif isinstance(op, FailOp):
+            self.failures[op.seq] = (op.key, op.record)
+            self.calls.pop(op.seq, None)
+            self._set_status(op.seq, InputStatus.FAILED)
+        elif isinstance(op, SnapshotOp):
+            self._apply_snapshot(op)
+        elif isinstance(op, MetaOp):
+            self.meta[op.name] = op.value
         else:
-            raise JournalError(f"unknown journal operation {kind!r}")
+            raise JournalError(f"unknown journal operation {op!r:.80}")
 
-    def _apply_snapshot(self, key: bytes, commit_no: int, record: Any, keep_inputs: bool) -> None:
-        self.snapshots[key] = record
+    def _apply_snapshot(self, op: SnapshotOp) -> None:
+        key, commit_no, keep_inputs = op.key, op.commit_no, op.keep_inputs
+        self.snapshots[key] = op.record
         seqs = self.commits_by_key.get(key, [])
         folded = [seq for seq in seqs if self.commits[seq][0] <= commit_no]
         self.commits_by_key[key] = seqs[len(folded) :]
@@ -345,7 +335,7 @@ class MemoryJournalStore(JournalStore):
                 self.inputs.pop(seq, None)
                 self.outputs.pop(seq, None)
 
-    def _set_status(self, seq: int, status: int) -> None:
+    def _set_status(self, seq: int, status: InputStatus) -> None:
         row = self.inputs.get(seq)
         if row is not None:
             self.inputs[seq] = (row[0], status, row[2])

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from bridge.host import LoopHost, Outbox
+from bridge.host import LoopHost
+from bridge.outbox import Outbox, OutboxEntry, RunDone, SnapshotWritten
 from flink_agents_async import Agent, InputEvent, OutputEvent, RunnerContext, action
 from flink_agents_async.agent import AgentPlan
 from flink_agents_async.config import Configuration
@@ -81,10 +82,10 @@ def host_of(request: pytest.FixtureRequest) -> Any:
     GateAgent.gate = None
 
 
-def _take_until_done(host: LoopHost, outbox: Outbox, runs: int = 1) -> list[tuple[Any, ...]]:
+def _take_until_done(host: LoopHost, outbox: Outbox, runs: int = 1) -> list[OutboxEntry]:
     """Everything ``outbox`` gets until ``runs`` inputs are done, waiting as the bridge does."""
-    taken: list[tuple[Any, ...]] = []
-    while sum(entry[0] == "done" for entry in taken) < runs:
+    taken: list[OutboxEntry] = []
+    while sum(isinstance(entry, RunDone) for entry in taken) < runs:
         if not outbox:
             host.wait_for(outbox, timeout=5.0)
         while outbox:
@@ -96,9 +97,9 @@ def test_a_parked_host_runs_a_sync_input_before_start_returns(host_of: Any) -> N
     host = host_of(DoubleAgent())
     outbox: Outbox = deque()
     host.start("k", 0, 21, None, None, True, outbox)
-    kinds = [entry[0] for entry in outbox]
-    assert kinds == ["snapshot", "done"]
-    assert outbox[-1] == ("done", [42], None)
+    kinds = [type(entry) for entry in outbox]
+    assert kinds == [SnapshotWritten, RunDone]
+    assert outbox[-1] == RunDone([42], None)
     assert host.parked  # nothing in flight: the loop never left this thread
 
 
@@ -106,7 +107,7 @@ def test_a_sync_action_run_on_the_flink_thread_sees_the_running_loop(host_of: An
     host = host_of(LoopAskingAgent())
     outbox: Outbox = deque()
     host.start("k", 0, None, None, None, True, outbox)
-    assert outbox[-1] == ("done", [type(host.loop).__name__], None)
+    assert outbox[-1] == RunDone([type(host.loop).__name__], None)
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()  # and only while it runs
 
@@ -119,12 +120,12 @@ def test_an_awaiting_input_goes_on_on_the_loop_thread_which_then_parks(host_of: 
     host.hand_off()
     assert not host.parked
     host.loop.call_soon_threadsafe(lambda: GateAgent.gate.set())  # type: ignore[union-attr]
-    assert _take_until_done(host, outbox)[-1] == ("done", ["x"], None)
+    assert _take_until_done(host, outbox)[-1] == RunDone(["x"], None)
     with host._turn:  # the loop thread parks the loop once nothing is in flight
         assert host._turn.wait_for(lambda: host.parked, timeout=5.0)
     later: Outbox = deque()
     host.start("k", 1, "y", None, None, False, later)
-    assert later[-1] == ("done", ["y"], None)  # the gate is open: it ran right here
+    assert later[-1] == RunDone(["y"], None)  # the gate is open: it ran right here
 
 
 def test_inputs_sent_while_the_loop_thread_drives_run_there_in_order(host_of: Any) -> None:
@@ -136,11 +137,11 @@ def test_inputs_sent_while_the_loop_thread_drives_run_there_in_order(host_of: An
     outbox: Outbox = deque()
     for seq, value in enumerate(["a", "b", "c"], start=1):
         host.start("k", seq, value, None, None, seq == 1, outbox)
-    assert not any(entry[0] == "done" for entry in outbox)  # queued behind the gate
+    assert not any(isinstance(entry, RunDone) for entry in outbox)  # queued behind the gate
     host.loop.call_soon_threadsafe(lambda: GateAgent.gate.set())  # type: ignore[union-attr]
     taken = _take_until_done(host, outbox, runs=3)
-    assert [entry[1] for entry in taken if entry[0] == "done"] == [["a"], ["b"], ["c"]]
-    assert _take_until_done(host, held)[-1] == ("done", ["gate"], None)
+    assert [entry.outputs for entry in taken if isinstance(entry, RunDone)] == [["a"], ["b"], ["c"]]
+    assert _take_until_done(host, held)[-1] == RunDone(["gate"], None)
 
 
 def test_closing_cancels_a_run_in_flight_and_reports_it(host_of: Any) -> None:
@@ -149,9 +150,9 @@ def test_closing_cancels_a_run_in_flight_and_reports_it(host_of: Any) -> None:
     host.start("k", 0, "x", None, None, True, outbox)
     host.hand_off()
     host.close(timeout=5.0)
-    kind, outputs, error = outbox[-1]
-    assert kind == "done" and outputs is None
-    assert isinstance(error, RuntimeClosedError)
+    done = outbox[-1]
+    assert isinstance(done, RunDone) and done.outputs is None
+    assert isinstance(done.error, RuntimeClosedError)
 
 
 @pytest.mark.parametrize("output", [7, 2**70, "text", b"raw", 1.5, None, True, [1, {"a": (2,)}]])
@@ -159,7 +160,7 @@ def test_outputs_the_journal_can_hold_are_emitted(host_of: Any, output: Any) -> 
     host = host_of(EchoInputAgent())
     outbox: Outbox = deque()
     host.start("k", 0, output, None, None, True, outbox)
-    assert outbox[-1] == ("done", [output], None)
+    assert outbox[-1] == RunDone([output], None)
 
 
 @pytest.mark.parametrize("output", [Path("/data/x"), [1, Path("/data/y")]])
@@ -169,4 +170,4 @@ def test_an_output_the_journal_cannot_hold_is_emitted_as_flink_state_never_holds
     host = host_of(EchoInputAgent())
     outbox: Outbox = deque()
     host.start("k", 0, output, None, None, True, outbox)
-    assert outbox[-1] == ("done", [output], None)
+    assert outbox[-1] == RunDone([output], None)
