@@ -74,6 +74,7 @@ from flink_agents_async.agent import AgentPlan
 from flink_agents_async.config import (
     ConfigOption,
     Configuration,
+    ErrorHandlingStrategy,
     ShortTermMemoryOptions,
     at_least,
 )
@@ -504,7 +505,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         if isinstance(error, RuntimeClosedError):
             return  # the subtask is closing; the input was consumed by the closing attempt
         kept = isinstance(error, KeyHaltedError) or getattr(error, "input_kept", False)
-        if self._host.system.error_strategy == "ignore" and not kept:
+        if self._host.system.settings.error_strategy is ErrorHandlingStrategy.IGNORE and not kept:
             return  # logged by the runtime; the input is skipped as on every host
         # Otherwise the job fails and restarts from its checkpoint; an input that could not be
         # replayed is never skipped, so it runs again there (with its calls) once fixed.

@@ -16,6 +16,7 @@ from .agent import Agent, add_resource_to
 from .config import Configuration, load_agent_config_file
 from .hosts import load_host
 from .resources import ResourceType
+from .serve_settings import DEFAULT_SERVE_SETTINGS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable
@@ -140,10 +141,10 @@ class AgentsExecutionEnvironment(ABC):
         self,
         agent: Agent,
         *,
-        drain_timeout: float = 30.0,
-        max_pending: int = 10_000,
-        busy_policy: str = "queue",
-        idle_timeout: float | None = None,
+        drain_timeout: float = DEFAULT_SERVE_SETTINGS.drain_timeout,
+        max_pending: int = DEFAULT_SERVE_SETTINGS.max_pending,
+        busy_policy: str = DEFAULT_SERVE_SETTINGS.busy_policy,
+        idle_timeout: float | None = DEFAULT_SERVE_SETTINGS.idle_timeout,
     ) -> Any:
         """A long-lived runtime for ``agent`` inside the caller's event loop:
         ``async with env.serve(agent) as runtime: await runtime.send(key, value)`` (see the

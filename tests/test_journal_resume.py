@@ -192,7 +192,7 @@ class Outer:
 
 
 def test_a_journaled_failure_comes_back_as_its_class_when_loaded() -> None:
-    from flink_agents_async.journal.journal import _recorded_error
+    from flink_agents_async.journal.replay import recorded_error as _recorded_error
 
     nested = _recorded_error(f"{__name__}.Outer.NestedError", "code 7")
     assert type(nested) is Outer.NestedError and nested.args == ("code 7",)

@@ -155,7 +155,7 @@ class Run:
     def start(self) -> None:
         """Route the input (the actor opened the memory transaction); may finish before
         returning."""
-        timeout = self.system.run_timeout
+        timeout = self.system.settings.run_timeout
         if timeout is not None:
             self._deadline = self.system.loop.call_later(timeout, self._run_timed_out, timeout)
         self.events = 1
@@ -238,7 +238,7 @@ class Run:
                 raise self.failure.cause
             return
         self.events += 1
-        if self.events > self.system.max_events_per_run:
+        if self.events > self.system.settings.max_events_per_run:
             raise self._fail_runaway(event)
         self.pending.append(_normalized(event) if type(event) is Event else event)
         if not self.pumping and not self.pump_scheduled:
@@ -283,7 +283,7 @@ class Run:
     def _invoke(self, spec: ActionSpec, event: Event) -> None:
         system = self.system
         system.metrics.action_executed(spec.index)
-        timeout = system.action_timeout
+        timeout = system.settings.action_timeout
         started = system.loop.time() if timeout is not None else 0.0
         try:
             result = spec.func(event, ActionContext(self, spec, event))
@@ -339,7 +339,7 @@ class Run:
 
     def _fail_runaway(self, event: Event) -> RuntimeError:
         """Fail the run for queueing too many events; returns the error, for the sender."""
-        limit = self.system.max_events_per_run
+        limit = self.system.settings.max_events_per_run
         error = RuntimeError(
             f"run {self.number} of key {self.key!r} queued more than {limit} events (the last "
             f"of type {event.type!r}): probably actions that keep triggering each other; raise "

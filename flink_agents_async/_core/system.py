@@ -17,19 +17,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..config import (
-    AgentExecutionOptions,
-    ConfigOption,
-    Configuration,
-    ShortTermMemoryOptions,
-    ShortTermMemoryTtlUpdate,
-    at_least,
-    report_options_without_effect,
-)
+from ..config import Configuration, ErrorHandlingStrategy, report_options_without_effect
 from ..durable import CallRecorder
 from ..errors import (
     ActionFailedError,
-    ConfigurationError,
     JournalWriteError,
     KeyHaltedError,
     RuntimeClosedError,
@@ -43,10 +34,10 @@ from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
 from ..resources import ResourceCache, configured_arguments
 from .actor import Actor, InputItem, Settled
-from .admission import Admission
 from .host_hooks import NO_HOOKS, HostHooks
 from .passivation import Passivation
 from .run import retrieve_exception
+from .settings import RuntimeSettings
 
 if TYPE_CHECKING:
     from ..agent import ActionSpec, AgentPlan
@@ -56,36 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["ActorSystem"]
 
 logger = library_logger()
-
-
-def _error_strategy(config: Configuration) -> str:
-    strategy = config.get(AgentExecutionOptions.ERROR_HANDLING_STRATEGY)
-    assert strategy is not None  # the option has a default
-    return strategy.value
-
-
-def _timeout(config: Configuration, option: ConfigOption[float]) -> float | None:
-    """A timeout in seconds, None when off (0, the default)."""
-    seconds = config.get(option) or 0
-    if seconds < 0:
-        raise ConfigurationError(
-            f"configuration key {option.key!r} must be 0 (off) or a positive number of "
-            f"seconds, got {seconds}"
-        )
-    return float(seconds) or None
-
-
-def _memory_ttl(config: Configuration) -> tuple[float | None, bool]:
-    milliseconds = config.get(ShortTermMemoryOptions.STATE_TTL_MS) or 0
-    update = config.get(ShortTermMemoryOptions.STATE_TTL_UPDATE_TYPE)
-    config.get(ShortTermMemoryOptions.STATE_TTL_VISIBILITY)  # refused early if malformed
-    if milliseconds < 0:
-        raise ConfigurationError(
-            f"configuration key {ShortTermMemoryOptions.STATE_TTL_MS.key!r} must be 0 (off) or "
-            f"a positive number of milliseconds, got {milliseconds}"
-        )
-    refresh_on_read = update is ShortTermMemoryTtlUpdate.ON_READ_AND_WRITE
-    return (milliseconds / 1000 if milliseconds else None), refresh_on_read
 
 
 class ActorSystem:
@@ -99,9 +60,11 @@ class ActorSystem:
         clock: Clock = SYSTEM_CLOCK,
         hooks: HostHooks = NO_HOOKS,
         idle_timeout: float | None = None,
+        settings: RuntimeSettings | None = None,
     ) -> None:
         """``idle_timeout``: seconds after which an idle key's actor is passivated (see
-        ``Passivation``; None keeps every actor in memory)."""
+        ``Passivation``; None keeps every actor in memory). ``settings``: read from
+        ``config`` when not given."""
         self.plan = plan
         self.config = config
         self.journal = journal
@@ -114,19 +77,11 @@ class ActorSystem:
         self.resources = ResourceCache(
             dict(plan.resources), self.metrics.agent, configured_arguments(config)
         )
-        self.thread_limiter = anyio.CapacityLimiter(
-            at_least(config, AgentExecutionOptions.NUM_ASYNC_THREADS, 1)
-        )
+        self.settings = settings if settings is not None else RuntimeSettings.from_config(config)
+        self.thread_limiter = anyio.CapacityLimiter(self.settings.async_threads)
         journal.thread_limiter = self.thread_limiter
-        self.admission = Admission.from_config(config)
-        self.max_events_per_run = at_least(config, AgentExecutionOptions.MAX_EVENTS_PER_RUN, 1)
-        self.error_strategy = _error_strategy(config)
-        self.max_retries = max(0, config.get(AgentExecutionOptions.MAX_RETRIES) or 0)
-        self.action_timeout = _timeout(config, AgentExecutionOptions.ACTION_TIMEOUT)
-        self.run_timeout = _timeout(config, AgentExecutionOptions.RUN_TIMEOUT)
         self.actors: dict[Hashable, Actor] = {}
         self.clock: Callable[[], float] = clock.time
-        self._ttl_seconds, self._ttl_on_read = _memory_ttl(config)
         self.hooks = hooks
         # Where idle actors go, and how missing keys come back.
         self.passivation = (
@@ -159,9 +114,10 @@ class ActorSystem:
         """A key's short-term memory (``memory`` if given), with the configured TTL."""
         if memory is None:
             memory = MemoryStore(MemoryType.SHORT_TERM)
-        if self._ttl_seconds is not None:
+        ttl = self.settings.memory_ttl
+        if ttl is not None:
             memory.expire_after(
-                self._ttl_seconds, refresh_on_read=self._ttl_on_read, clock=self.clock,
+                ttl, refresh_on_read=self.settings.ttl_refreshed_on_read, clock=self.clock,
                 stamps=stamps,
             )  # fmt: skip
         return memory
@@ -207,7 +163,7 @@ class ActorSystem:
                 if self.passivation is None
                 else (await self.passivation.activate(key))
             )
-        while wait_for_room and not self.admission.key_has_room(actor.waiting):
+        while wait_for_room and not self.settings.admission.key_has_room(actor.waiting):
             waiter = self.loop.create_future()
             if actor.space_waiters is None:
                 actor.space_waiters = deque()
@@ -413,7 +369,7 @@ class ActorSystem:
             "key": run.key, "run": run.number, "action": failure.action,
             "event_type": failure.event_type, "error": repr(failure.cause),
         }  # fmt: skip
-        if self.error_strategy == "ignore":
+        if self.settings.error_strategy is ErrorHandlingStrategy.IGNORE:
             logger.warning("run failed and was skipped (error-handling-strategy: ignore)", **fields)
         else:
             logger.error("run failed", **fields)
@@ -451,8 +407,8 @@ class ActorSystem:
             not self.closing
             and self.broken is None
             and run.replay_problem is None
-            and self.error_strategy == "retry"
-            and run.attempt <= self.max_retries
+            and self.settings.error_strategy is ErrorHandlingStrategy.RETRY
+            and run.attempt <= self.settings.max_retries
         )
 
     def warn_returned_value(self, spec: ActionSpec, value: Any) -> None:

@@ -5,9 +5,11 @@ re-executed with its recorded side effects replayed instead of repeated.
 """
 
 from .codec import Codec, JournalEncodeError
-from .journal import Journal, RecoveredJournal, RunRecorder
+from .journal import Journal
 from .ops import CallOp, CommitOp, FailOp, InputOp, MetaOp, Op, SnapshotOp
 from .records import FORMAT_VERSION, InputStatus
+from .recovery import RecoveredJournal
+from .replay import RunRecorder
 from .sqlite import DURABILITY_MODES, SQLiteJournalStore
 from .store import Ack, JournalStore, MemoryJournalStore, StoredJournal
 

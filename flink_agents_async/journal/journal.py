@@ -1,94 +1,46 @@
 """``Journal``: what the runtime asks of the journal, on top of any ``JournalStore``.
 
-It encodes and decodes records, rebuilds every key's state at start (``open``), hands each run a
-``RunRecorder`` that replays its recorded durable calls, and writes inputs, calls, commits,
-failures and compaction snapshots. Every host uses it unchanged; only the store differs.
+It writes inputs, calls, commits, failures and compaction snapshots, rebuilds every key's state
+at start (``open``, by ``recovery``), and hands each run a ``RunRecorder`` (``replay``) for its
+durable calls. Every host uses it unchanged; only the store differs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from ..durable import RECONCILE, DurableCall, Outcome, Reconcile
 from ..errors import (
     ActionFailedError,
     JournalError,
     JournalWriteError,
-    NonDeterminismError,
-    ReplayedError,
 )
 from ..logging import library_logger
-from ..memory import MemoryStore, MemoryType
-from .codec import Codec, JournalEncodeError, find_class, rebuild_exception
+from ..memory import MemoryStore
+from .codec import Codec, JournalEncodeError
 from .commit import EncodedCommit, KeyState, RunCommit, StoredKey
+from .memory_format import memory_from, memory_state
 from .ops import CallOp, CommitOp, FailOp, InputOp, MetaOp, Op, SnapshotOp
 from .records import (
-    COMPLETED,
-    INPUT_ACCEPTED,
-    PENDING,
     CallRecord,
     CommitRecord,
     FailureRecord,
     InputRecord,
     InputStatus,
-    OutputsRecord,
     SnapshotRecord,
 )
+from .recovery import RecoveredJournal, RecoveredKey, recover
+from .replay import RunRecorder
 from .store import DONE, Ack, JournalStore
 
-__all__ = ["DIVERGENCE_MODES", "Journal", "RecoveredInput", "RecoveredJournal", "RunRecorder"]
+__all__ = ["DIVERGENCE_MODES", "Journal"]
 
 logger = library_logger()
 
 DIVERGENCE_MODES = ("warn", "strict")
-
-
-@dataclass
-class RecoveredKey:
-    """A key's committed state, rebuilt from its snapshot and later commits."""
-
-    key: Hashable
-    key_bytes: bytes
-    memory: MemoryStore
-    runs: int = 0
-    last_commit_no: int = 0
-    last_commit_run: int = 0
-    unfolded: bool = False  # has commits not yet folded into a snapshot
-    stamps: dict[str, float] = field(default_factory=dict)  # TTL refresh times of values
-
-
-@dataclass
-class RecoveredInput:
-    """An accepted input: its record and, while uncommitted, its recorded durable calls."""
-
-    record: InputRecord
-    key: Hashable
-    # slot -> packed CallRecord; unpacked when its run replays it (bytes cost the collector
-    # nothing, which matters with hundreds of thousands of recovered calls)
-    calls: dict[int, bytes] = field(default_factory=dict)
-
-
-@dataclass
-class RecoveredJournal:
-    """Everything a runtime needs to resume from a journal."""
-
-    keys: dict[Hashable, RecoveredKey] = field(default_factory=dict)
-    inputs: dict[int, RecoveredInput] = field(default_factory=dict)
-    # (input seq, key, output) of committed runs, in commit order
-    outputs: list[tuple[int, Hashable, Any]] = field(default_factory=list)
-    failures: list[ActionFailedError] = field(default_factory=list)
-    next_seq: int = 0
-
-    @property
-    def pending(self) -> list[RecoveredInput]:
-        """Accepted but uncommitted inputs, in their original order."""
-        return [entry for seq, entry in sorted(self.inputs.items())
-                if entry.record.status == INPUT_ACCEPTED]  # fmt: skip
 
 
 class Journal:
@@ -142,7 +94,9 @@ class Journal:
             stored = self.store.load()
         self._check_job(stored.meta, job)
         try:
-            return self._recover(stored)
+            recovered = recover(stored, self.codec)
+            self.next_commit_no = recovered.next_commit_no
+            return recovered
         except JournalError as error:
             raise JournalError(f"{self.store.describe()}: {error}") from error
 
@@ -156,74 +110,6 @@ class Journal:
                     f"{self.store.describe()} belongs to a job with {name} {found.decode()!r}, "
                     f"not {expected!r}; use another journal directory for this job"
                 )
-
-    def _recover(self, stored: Any) -> RecoveredJournal:
-        decode = self.codec.decode
-        recovered = RecoveredJournal()
-        keys = recovered.keys
-
-        def key_state(key_bytes: bytes) -> RecoveredKey:
-            key = decode(key_bytes, "a journaled key")
-            state = keys.get(key)
-            if state is None:
-                state = keys[key] = RecoveredKey(key, key_bytes, MemoryStore(MemoryType.SHORT_TERM))
-            return state
-
-        for key_bytes, data in stored.snapshots:
-            snapshot = SnapshotRecord.unpack(key_bytes, data)
-            state = key_state(key_bytes)
-            state.memory, state.stamps = self._memory_from(snapshot.memory)
-            state.runs = snapshot.runs
-            state.last_commit_no = snapshot.commit_no
-        for seq, commit_no, key_bytes, data in stored.commits:
-            commit = CommitRecord.unpack(seq, commit_no, key_bytes, data)
-            state = key_state(key_bytes)
-            if commit_no <= state.last_commit_no:
-                continue  # folded into the snapshot already
-            values, objects, deleted, stamps = decode(
-                commit.delta, "the memory delta of input {}", seq
-            )
-            state.memory.apply_delta(values, objects, deleted)
-            for path in deleted:
-                state.stamps.pop(path, None)
-            state.stamps.update(stamps)
-            state.runs = max(state.runs, commit.run)
-            state.last_commit_no = commit_no
-            state.last_commit_run = commit.run
-            state.unfolded = True
-        for seq, commit_no, key_bytes, data in stored.outputs:
-            key = key_state(key_bytes).key
-            record = OutputsRecord.unpack(data, seq)
-            for output in decode(record.outputs, "the outputs of input {}", seq):
-                recovered.outputs.append((seq, key, output))
-            self.next_commit_no = max(self.next_commit_no, commit_no + 1)
-        for key_bytes, _ in stored.snapshots:
-            state = key_state(key_bytes)
-            self.next_commit_no = max(self.next_commit_no, state.last_commit_no + 1)
-        self.next_commit_no = max(
-            [self.next_commit_no] + [no + 1 for _, no, _, _ in stored.commits]
-        )
-        for seq, key_bytes, data in stored.failures:
-            failure = FailureRecord.unpack(seq, data)
-            state = key_state(key_bytes)
-            state.runs = max(state.runs, failure.run)
-            recovered.failures.append(self._replayed_failure(state.key, failure))
-        for seq, key_bytes, status, data in stored.inputs:
-            input_record = InputRecord.unpack(seq, status, data)
-            recovered.inputs[seq] = RecoveredInput(input_record, key_state(key_bytes).key)
-            recovered.next_seq = max(recovered.next_seq, seq + 1)
-        for seq, slot, data in stored.calls:
-            entry = recovered.inputs.get(seq)
-            if entry is not None and entry.record.status == INPUT_ACCEPTED:
-                entry.calls[slot] = data
-        return recovered
-
-    @staticmethod
-    def _replayed_failure(key: Hashable, failure: FailureRecord) -> ActionFailedError:
-        cause = _recorded_error(failure.error_type, failure.message)
-        return ActionFailedError(
-            key, failure.run, failure.action, failure.event_type, cause, input_index=failure.seq
-        )
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -304,7 +190,7 @@ class Journal:
         memory = key.memory
         if self.store.snapshot_commits:
             encoded = self.codec.encode(
-                _memory_state(memory, pending=True), "the memory of key {!r}", key.key
+                memory_state(memory, pending=True), "the memory of key {!r}", key.key
             )
         else:
             delta = memory.pending_delta() if memory is not None else [{}, {}, [], {}]
@@ -382,13 +268,9 @@ class Journal:
             self._write(ops)
 
     def _snapshot_record(self, key: KeyState, commit_no: int, run: int) -> SnapshotRecord:
-        encoded = self.codec.encode(_memory_state(key.memory), "the memory of key {!r}", key.key)
+        encoded = self.codec.encode(memory_state(key.memory), "the memory of key {!r}", key.key)
         self._check_size(len(encoded) + len(key.key_bytes), "the memory of key {!r}", key.key)
         return SnapshotRecord(key.key_bytes, commit_no, run, encoded)
-
-    def _memory_from(self, encoded: bytes) -> tuple[MemoryStore, dict[str, float]]:
-        values, objects, stamps = self.codec.decode(encoded, "a memory snapshot")
-        return MemoryStore.from_snapshot(MemoryType.SHORT_TERM, values, objects), stamps
 
     # -- passivation ------------------------------------------------------------------------
 
@@ -427,7 +309,7 @@ class Journal:
         return self._kept(SnapshotRecord.unpack(key_bytes, data))
 
     def _kept(self, record: SnapshotRecord) -> StoredKey:
-        memory, stamps = self._memory_from(record.memory)
+        memory, stamps = memory_from(self.codec, record.memory)
         return StoredKey(memory, stamps, record.runs)
 
     async def close(self) -> None:
@@ -455,249 +337,3 @@ def _message_of(error: BaseException) -> str:
 
 
 _NOTHING_ENCODED = EncodedCommit(b"", b"")
-
-
-def _memory_state(memory: MemoryStore | None, *, pending: bool = False) -> list[Any]:
-    """A key's memory as a snapshot records it: [values, objects, TTL stamps]."""
-    if memory is None:
-        return [{}, {}, {}]
-    values, objects = memory.snapshot(pending=pending)
-    return [values, objects, memory.stamps(pending=pending)]
-
-
-class RunRecorder:
-    """The journal's side of one run's durable calls: replays recorded calls, writes new ones,
-    and keeps what this attempt recorded so that a retry replays it too.
-
-    A call is matched to a record by its position (its slot: the order of the run's calls)
-    and, when that record is another call's, by its function and arguments: concurrent
-    requests (chat requests fanned out, each going through tool rounds) make their later
-    calls in whatever order answers arrive, and a call that was journaled must be replayed
-    whichever position it comes at. Each record is replayed once. A call that matches no
-    record runs; if the record at its position is unreplayed and different, that is a
-    divergence (a warning, or ``NonDeterminismError`` in strict mode).
-
-    New records never overwrite unreplayed ones: they go to storage slots after the recorded
-    ones (``call.record_slot``). Without records, storage slots are positions.
-    """
-
-    __slots__ = (
-        "_by_content",
-        "consumed",
-        "divergences",
-        "journal",
-        "key",
-        "next_record_slot",
-        "recorded",
-        "run",
-        "seq",
-        "written",
-    )
-
-    def __init__(
-        self, journal: Journal, seq: int, key: Hashable, run: int, recorded: dict[int, bytes]
-    ) -> None:
-        self.journal = journal
-        self.seq = seq
-        self.key = key
-        self.run = run
-        self.recorded = recorded  # storage slot -> packed CallRecord
-        self.consumed: set[int] = set()  # records replayed (or taken over) by this attempt
-        self._by_content: dict[tuple[str, bytes], list[int]] | None = None  # made when needed
-        self.next_record_slot = max(recorded) + 1 if recorded else 0
-        self.written: dict[int, CallRecord] = {}  # what this attempt recorded, by storage slot
-        # Positions where a call met another call's unreplayed record (warn mode): reported
-        # when the run ends, for the records that were never replayed.
-        self.divergences: dict[int, dict[str, Any]] = {}
-
-    @property
-    def slots_used(self) -> int:
-        """How many storage slots the run's records take (for commit and failure records)."""
-        return self.next_record_slot
-
-    def _digest(self, call: DurableCall) -> bytes:
-        if call.digest is None:
-            call.digest = self.journal.codec.call_digest(call.args, call.kwargs)
-        return call.digest
-
-    def replay(self, call: DurableCall) -> Outcome | Reconcile | None:
-        """The recorded outcome of ``call``, ``RECONCILE``, or None (run it); sets the storage
-        slot its record goes to. Raises ``NonDeterminismError`` (strict divergence) or
-        ``JournalError`` (a record that cannot be read here) for the run to keep its input for
-        a fixed restart."""
-        if not self.recorded:
-            call.record_slot = call.slot
-            self.next_record_slot = call.slot + 1
-            return None
-        digest = self._digest(call)
-        slot: int | None = call.slot
-        fields = None
-        if slot in self.recorded and slot not in self.consumed:
-            fields = CallRecord.fields(slot, self.recorded[slot])
-            if fields[0] != call.function_id or fields[1] != digest:
-                slot = self._same_call(call.function_id, digest)
-        else:
-            slot = self._same_call(call.function_id, digest)
-        if slot is None:
-            if fields is not None:  # its position holds another, unreplayed call
-                self._diverge(call, fields[0], fields[1], digest)
-            call.record_slot = self.next_record_slot
-            self.next_record_slot += 1
-            return None
-        if fields is None or slot != call.slot:
-            fields = CallRecord.fields(slot, self.recorded[slot])
-        self.consumed.add(slot)
-        call.record_slot = slot  # a PENDING record is completed in place
-        return self._outcome(call, slot, fields)
-
-    def _same_call(self, function_id: str, digest: bytes) -> int | None:
-        """The first unreplayed record of the same function with the same arguments."""
-        index = self._by_content
-        if index is None:
-            index = self._by_content = {}
-            for slot in sorted(self.recorded):
-                recorded_id, recorded_digest, *_ = CallRecord.fields(slot, self.recorded[slot])
-                index.setdefault((recorded_id, recorded_digest), []).append(slot)
-        for slot in index.get((function_id, digest), ()):
-            if slot not in self.consumed:
-                return slot
-        return None
-
-    def _outcome(
-        self, call: DurableCall, slot: int, fields: list[Any]
-    ) -> Outcome | Reconcile | None:
-        _, _, status, ok, payload = fields
-        if status == PENDING:
-            return RECONCILE if call.reconciler is not None else None
-        value = self.journal.codec.decode(
-            payload,
-            "the recorded outcome of slot {} of run {} of key {!r}",
-            slot,
-            self.run,
-            self.key,
-        )
-        if ok:
-            return Outcome(value)
-        if not isinstance(value, BaseException):
-            value = ReplayedError(type(value).__name__, repr(value))
-        return Outcome(error=value)
-
-    def _diverge(
-        self, call: DurableCall, function_id: str, recorded_digest: bytes, digest: bytes
-    ) -> None:
-        diff = {
-            "key": self.key,
-            "run": self.run,
-            "action": call.action,
-            "slot": call.slot,
-            "expected": {"function": function_id, "args_digest": recorded_digest.hex()},
-            "actual": {"function": call.function_id, "args_digest": digest.hex()},
-        }
-        if self.journal.strict:
-            raise NonDeterminismError(
-                f"durable call slot {call.slot} of run {self.run} of key {self.key!r} (action "
-                f"{call.action!r}) called {call.function_id} with args digest {digest.hex()}, "
-                f"but the journal recorded {function_id} with {recorded_digest.hex()}: run the "
-                "code that made the journal to finish this input, or set durable.divergence: "
-                "warn to run the changed call",
-                diff=diff,
-            )
-        self.divergences.setdefault(call.slot, diff)
-
-    def report_divergences(self) -> None:
-        """The run ended: warn about each recorded call that was never replayed, with the call
-        made at its position instead. (Reported now, not when met: with concurrent calls, the
-        record at a position may just be replayed a little later, by another call.)"""
-        for slot, diff in self.divergences.items():
-            if slot in self.recorded and slot not in self.consumed:
-                logger.warning(
-                    "durable call differs from the journal; the changed call ran, recorded "
-                    "calls that still matched were replayed",
-                    key=self.key, run=self.run, action=diff["action"], slot=slot,
-                    expected=diff["expected"], actual=diff["actual"],
-                )  # fmt: skip
-        self.divergences.clear()
-
-    def started(self, call: DurableCall) -> Ack | None:
-        if call.reconciler is None:
-            return None  # only calls with a reconciler need their start on record
-        record = CallRecord(call.record_slot, call.function_id, self._digest(call), PENDING)
-        self.written[call.record_slot] = record
-        ack = self.journal.write_call(self.seq, record)
-        return None if self.journal.durability == "none" or ack.done else ack
-
-    def finished(self, call: DurableCall, outcome: Outcome) -> Ack | None:
-        codec = self.journal.codec
-        encode_error: JournalEncodeError | None = None
-        if outcome.error is None:
-            try:
-                payload = codec.encode(
-                    outcome.value,
-                    "the result of durable call {} (slot {}, action {!r}, key {!r})",
-                    call.function_id,
-                    call.slot,
-                    call.action,
-                    self.key,
-                )
-                ok = True
-            except JournalEncodeError as error:
-                encode_error = error
-                payload, ok = codec.encode(error), False
-        else:
-            payload, ok = codec.encode(outcome.error), False
-        if ok:
-            try:
-                self.journal._check_size(
-                    len(payload),
-                    "the result of durable call {} (slot {}, action {!r}, key {!r})",
-                    call.function_id,
-                    call.slot,
-                    call.action,
-                    self.key,
-                )
-            except JournalEncodeError as error:
-                encode_error = error
-                payload, ok = codec.encode(error), False
-        record = CallRecord(
-            call.record_slot, call.function_id, self._digest(call), COMPLETED, ok, payload
-        )
-        self.written[call.record_slot] = record
-        ack = self.journal.write_call(self.seq, record)
-        if encode_error is not None:
-            raise encode_error
-        return ack if self.journal.durability == "sync" and not ack.done else None
-
-    def kept_for_retry(self) -> dict[int, bytes]:
-        """The records a retry of this run replays: calls that returned a value and calls
-        still PENDING (a reconciler decides those), from the journal and from this attempt.
-        Calls that raised run again: a retry is there for transient failures."""
-        kept = dict(self.recorded)
-        for slot, record in self.written.items():
-            kept[slot] = record.pack()
-        return {slot: data for slot, data in kept.items() if _replayed_on_retry(slot, data)}
-
-
-def _replayed_on_retry(slot: int, data: bytes) -> bool:
-    try:
-        _, _, status, ok, _ = CallRecord.fields(slot, data)
-    except JournalError:
-        return True  # unreadable: the retry meets it, and keeps the input for a fixed restart
-    return status == PENDING or bool(ok)
-
-
-def _recorded_error(type_path: str, message: str) -> BaseException:
-    """A failure recorded as ``module.QualName`` and its message, as that class again when this
-    process has it loaded (so ``except ValueError:`` catches it after a restart as before), else
-    a ``ReplayedError``. Made without running the class's ``__init__``."""
-    module, _, name = type_path.rpartition(".")
-    while module:
-        cls = find_class(f"{module}:{name}")
-        if cls is not None:
-            if issubclass(cls, Exception):
-                error = rebuild_exception(cls, [message], {})
-                if error is not None:
-                    return error
-            break
-        module, _, head = module.rpartition(".")
-        name = f"{head}.{name}"
-    return ReplayedError(type_path, message)

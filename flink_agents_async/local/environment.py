@@ -34,6 +34,7 @@ from ..host_api import (
     journal_from_config,
     loop_is_running,
 )
+from ..serve_settings import DEFAULT_SERVE_SETTINGS, ServeSettings
 from .batch import feed_batch
 from .inputs import InputReader
 from .service import ServiceRuntime
@@ -318,10 +319,10 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         self,
         agent: Agent,
         *,
-        drain_timeout: float = 30.0,
-        max_pending: int = 10_000,
-        busy_policy: str = "queue",
-        idle_timeout: float | None = None,
+        drain_timeout: float = DEFAULT_SERVE_SETTINGS.drain_timeout,
+        max_pending: int = DEFAULT_SERVE_SETTINGS.max_pending,
+        busy_policy: str = DEFAULT_SERVE_SETTINGS.busy_policy,
+        idle_timeout: float | None = DEFAULT_SERVE_SETTINGS.idle_timeout,
     ) -> ServiceRuntime:
         """A long-lived runtime for ``agent`` in the caller's event loop.
 
@@ -333,16 +334,10 @@ class LocalExecutionEnvironment(AgentsExecutionEnvironment):
         busy key does, ``idle_timeout`` (seconds) passivates idle keys, ``drain_timeout``
         bounds the wait for in-flight inputs when the block ends.
         """
+        settings = ServeSettings(drain_timeout, max_pending, busy_policy, idle_timeout)
         plan = AgentPlan.from_agent(agent, self.resources)
         return ServiceRuntime(
-            plan,
-            self._config,
-            self._journal(service=True),
-            drain_timeout=drain_timeout,
-            max_pending=max_pending,
-            busy_policy=busy_policy,
-            idle_timeout=idle_timeout,
-            clock=self.clock,
+            plan, self._config, self._journal(service=True), settings, clock=self.clock
         )
 
 

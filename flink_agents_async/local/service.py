@@ -42,12 +42,11 @@ from ..host_api import (
 )
 from ..keys import check_key
 from ..logging import library_logger
+from ..serve_settings import DEFAULT_SERVE_SETTINGS, ServeSettings
 
 __all__ = ["RunHandle", "ServiceRuntime"]
 
 logger = library_logger()
-
-BUSY_POLICIES = ("queue", "reject")
 
 
 class RunHandle:
@@ -83,23 +82,14 @@ class ServiceRuntime:
         plan: AgentPlan,
         config: Configuration,
         journal: Journal,
+        settings: ServeSettings = DEFAULT_SERVE_SETTINGS,
         *,
-        drain_timeout: float = 30.0,
-        max_pending: int = 10_000,
-        busy_policy: str = "queue",
-        idle_timeout: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        if busy_policy not in BUSY_POLICIES:
-            raise ValueError(f"busy_policy must be one of {BUSY_POLICIES}, got {busy_policy!r}")
-        if max_pending < 1:
-            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
-        if idle_timeout is not None and idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be positive, got {idle_timeout}")
         self._journal = journal
-        self._max_pending = max_pending
+        self._max_pending = settings.max_pending
         self._admission: Admission | None = None
-        self._busy_policy = busy_policy
+        self._busy_policy = settings.busy_policy
         self._next_seq = 0
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._reserved: dict[Hashable, int] = {}
@@ -113,8 +103,8 @@ class ServiceRuntime:
             clock=clock,
             hooks=HostHooks(input_finished=self._room_freed),
             outputs=self._outputs,
-            idle_timeout=idle_timeout,
-            drain_timeout=drain_timeout,
+            idle_timeout=settings.idle_timeout,
+            drain_timeout=settings.drain_timeout,
         )
         self._runtime.on_intake_stopped(self._stop_intake)
         self._resuming = 0  # inputs accepted before a restart, not yet finished
@@ -137,7 +127,7 @@ class ServiceRuntime:
         """Passivate recovered keys with nothing to resume (a restart does not pull every key
         ever seen into memory), and run again the inputs accepted before a crash."""
         system, recovered = runtime.system, runtime.recovered
-        self._admission = replace(system.admission, max_pending=self._max_pending)
+        self._admission = replace(system.settings.admission, max_pending=self._max_pending)
         passivation = system.passivation
         if passivation is not None:
             resuming = {entry.key for entry in recovered.pending}
