@@ -34,7 +34,6 @@ from flink_agents_async.errors import (
 )
 from flink_agents_async.host_api import MustAwait, loop_is_running
 
-from . import rows  # noqa: F401  (answers to RowTypeInfo schemas become Rows)
 from .function import AgentProcessFunction
 from .settings import apply_defaults, check_importable
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 from .memory_ref import MemoryRef, MemoryType, reference
+from .values import SCALAR_TYPES
 
 __all__ = [
     "DELETED",
@@ -63,7 +64,6 @@ DELETED: Any = _DELETED
 ROOT_PATH = ""
 NESTED_OBJECT = "NestedObject"
 """What ``get_fields()`` shows for a nested object, as upstream does in every release."""
-_SCALAR_TYPES = frozenset({type(None), bool, int, float, str, bytes})
 _CONTAINER_TYPES = (list, dict)
 _MAX_DEPTH = 100
 
@@ -104,7 +104,7 @@ def owned_copy(value: Any, path: str, _open: set[int] | None = None) -> Any:
     object cannot change memory behind the run's back.
     """
     value_type = type(value)
-    if value_type in _SCALAR_TYPES:
+    if value_type in SCALAR_TYPES:
         return value
     if value_type is not list and value_type is not dict:
         raise TypeError(
@@ -300,7 +300,7 @@ class MemoryStore:
         return _detached(entry) if type(entry) in _CONTAINER_TYPES else entry
 
     def set(self, path: str, value: Any) -> MemoryRef:
-        stored = value if type(value) in _SCALAR_TYPES else owned_copy(value, repr(path))
+        stored = value if type(value) in SCALAR_TYPES else owned_copy(value, repr(path))
         existing = self._present(path)
         if isinstance(existing, _ObjectNode):
             raise ValueError(

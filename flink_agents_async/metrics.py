@@ -242,15 +242,15 @@ class BuiltinMetrics:
         self.actions = [ActionMetrics(self.agent.get_sub_group(name)) for name in action_names]
 
     def events_processed(self, count: int) -> None:
-        self.events._count += count
-        self.events_rate._count += count
+        self.events.inc(count)
+        self.events_rate.mark(count)
 
     def action_executed(self, index: int) -> None:
-        self.actions_executed._count += 1
-        self.actions_executed_rate._count += 1
+        self.actions_executed.inc()
+        self.actions_executed_rate.mark()
         action = self.actions[index]
-        action.executed._count += 1
-        action.executed_rate._count += 1
+        action.executed.inc()
+        action.executed_rate.mark()
 
     def snapshot(self) -> dict[str, Any]:
         return self.agent.snapshot()

@@ -44,10 +44,10 @@ from pydantic import BaseModel
 from ..errors import JournalError, ReplayedError
 from ..rows import ROW_MODULE, is_row
 from ..rows import build as build_row
+from ..values import SCALAR_TYPES
 from .packer import ThreadPacker
 
 __all__ = [
-    "ALWAYS_ENCODABLE",
     "MAX_NESTING",
     "Codec",
     "JournalEncodeError",
@@ -56,9 +56,6 @@ __all__ = [
     "rebuild_exception",
 ]
 
-ALWAYS_ENCODABLE = frozenset({type(None), bool, int, float, str, bytes})
-"""Exact types whose values every codec encodes, whatever they hold (an int beyond 64 bits is
-widened)."""
 
 MAX_NESTING = 100
 """How many extension values (tuples, sets, models, dataclasses, exceptions...) may nest inside
@@ -931,7 +928,6 @@ def _replayed_error(path: str, message: str, attributes: dict[str, Any]) -> Repl
 
 # -- digests ----------------------------------------------------------------------------------
 
-_PLAIN_TYPES = frozenset({type(None), bool, int, float, str, bytes})
 
 # Copies of a built-in type's content for its subclasses, made by the base type's own C code
 # (not by methods the subclass may override).
@@ -951,7 +947,7 @@ _PLAIN_COPIES: dict[type, Callable[[Any], Any]] = {
 def _all_plain(values: Any) -> bool:
     """Whether every value is a scalar (nothing for ``_canonical`` to reorder)."""
     for value in values:  # noqa: SIM110 - a loop beats all() over a generator here
-        if type(value) not in _PLAIN_TYPES:
+        if type(value) not in SCALAR_TYPES:
             return False
     return True
 
@@ -975,7 +971,7 @@ def _canonical(value: Any) -> Any:
         return [_canonical(item) for item in value]
     if value_type is tuple:
         return tuple(_canonical(item) for item in value)
-    if value_type in _PLAIN_TYPES:
+    if value_type in SCALAR_TYPES:
         return value
     if value_type is Counter or value_type is defaultdict:  # equal whatever their order
         items = _sorted_items([(key, _canonical(item)) for key, item in value.items()])

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator
 
+from .. import rows
 from .tools import create_model_from_schema
 
 __all__ = ["STRUCTURED_OUTPUT", "OutputSchema", "StructuredOutput", "resolve_output_schema"]
@@ -69,24 +69,17 @@ def _is_row_type(value: Any) -> bool:
     return type(value).__name__ == "RowTypeInfo"
 
 
-_row_maker: Callable[[dict[str, Any]], Any] | None = None
-
-
-def use_row_maker(make_row: Callable[[dict[str, Any]], Any]) -> None:
-    """How answers to a ``RowTypeInfo`` schema become PyFlink ``Row``s: set by the Flink
-    bridge (``bridge.rows``), because the core never imports PyFlink."""
-    global _row_maker
-    _row_maker = make_row
-
-
 def _make_row(fields: dict[str, Any]) -> Any:
-    if _row_maker is None:
+    """A PyFlink ``Row`` with the fields' names, in the schema's order (PyFlink's class, found
+    by ``rows``: the core never imports PyFlink itself)."""
+    cls = rows.row_class()
+    if cls is None:
         # Not a ValueError: that would re-ask the model about an answer that was fine.
         raise RuntimeError(
-            "a RowTypeInfo output schema answers with PyFlink Rows, which the Flink bridge "
-            "builds: run on the Flink environment, or `import bridge.rows` first"
+            "a RowTypeInfo output schema answers with PyFlink Rows: install the flink extra "
+            "(apache-flink)"
         )
-    return _row_maker(fields)
+    return rows.build(cls, list(fields), list(fields.values()))
 
 
 class StructuredOutput:

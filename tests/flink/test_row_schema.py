@@ -1,10 +1,10 @@
-"""Answers to a RowTypeInfo output schema become PyFlink Rows, built by the bridge."""
+"""Answers to a RowTypeInfo output schema become PyFlink Rows (found by class path: the core
+never imports PyFlink)."""
 
 from __future__ import annotations
 
 from pyflink.common import Row, Types
 
-import bridge.rows  # noqa: F401  (what the Flink environment imports)
 from flink_agents_async.llm.schema import resolve_output_schema
 
 
