@@ -9,6 +9,7 @@ A host builds a ``Journal`` over its ``JournalStore`` (``journal_from_config``),
 later inputs itself), and learns what happened through ``HostHooks`` and ``OutputHub``.
 """
 
+from ._core.actor import Settled, settles
 from ._core.admission import Admission
 from ._core.awaiting import MustAwait, loop_is_running
 from ._core.failures import error_to_raise, in_input_order
@@ -58,6 +59,7 @@ __all__ = [
     "RecoveredJournal",
     "RuntimeLifecycle",
     "SQLiteJournalStore",
+    "Settled",
     "SnapshotOp",
     "StoredJournal",
     "error_to_raise",
@@ -65,4 +67,5 @@ __all__ = [
     "item_digest",
     "journal_from_config",
     "loop_is_running",
+    "settles",
 ]

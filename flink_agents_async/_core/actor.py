@@ -21,7 +21,7 @@ from .run import Run
 if TYPE_CHECKING:
     from .system import ActorSystem
 
-__all__ = ["Actor", "InputItem", "Settled"]
+__all__ = ["Actor", "InputItem", "Settled", "settles"]
 
 
 Settled = Callable[[int, Any, "BaseException | None"], None]
@@ -29,24 +29,37 @@ Settled = Callable[[int, Any, "BaseException | None"], None]
 error (one callable can serve every input)."""
 
 
+def settles(future: asyncio.Future[Any]) -> Settled:
+    """A ``Settled`` callback that resolves ``future`` with the run's outputs, or its error."""
+
+    def settle(seq: int, outputs: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(outputs)
+        else:
+            future.set_exception(error)
+            future.exception()  # whoever awaits it gets it; nobody else must be told
+
+    return settle
+
+
 class InputItem:
     """An input waiting in a mailbox: its value, its journal sequence number, the durable calls
-    recorded for it before a crash (replayed by its run), and optionally a ticket (a future)
-    or an ``on_settled`` callback that learns how its run ended."""
+    recorded for it before a crash (replayed by its run), and optionally the ``on_settled``
+    callback that learns how its run ended (its one settle path)."""
 
-    __slots__ = ("calls", "on_settled", "seq", "ticket", "value")
+    __slots__ = ("calls", "on_settled", "seq", "value")
 
     def __init__(
         self,
         value: Any,
         seq: int,
-        ticket: asyncio.Future[Any] | None = None,
         calls: dict[int, bytes] | None = None,
         on_settled: Settled | None = None,
     ) -> None:
         self.value = value
         self.seq = seq
-        self.ticket = ticket
         self.calls = calls
         self.on_settled = on_settled
 

@@ -36,7 +36,6 @@ from ..resources import ResourceCache, configured_arguments
 from .actor import Actor, InputItem, Settled
 from .host_hooks import NO_HOOKS, HostHooks
 from .passivation import Passivation
-from .run import retrieve_exception
 from .settings import RuntimeSettings
 
 if TYPE_CHECKING:
@@ -147,7 +146,7 @@ class ActorSystem:
         key: Hashable,
         value: Any,
         seq: int,
-        ticket: asyncio.Future[Any] | None = None,
+        on_settled: Settled | None = None,
         calls: dict[int, Any] | None = None,
         *,
         wait_for_room: bool = True,
@@ -155,7 +154,9 @@ class ActorSystem:
         """Deliver one (accepted) input to its key's mailbox, waiting while that mailbox is full
         (unless the caller reserved the room: ``wait_for_room=False``).
 
-        ``calls`` are the durable calls journaled for this input before a crash."""
+        ``on_settled(seq, outputs, error)`` is called once the run ended (``settles(future)``
+        makes one that resolves a future); ``calls`` are the durable calls journaled for this
+        input before a crash."""
         actor = self.actors.get(key)
         if actor is None:
             actor = (
@@ -170,7 +171,7 @@ class ActorSystem:
             actor.space_waiters.append(waiter)
             await waiter
         self.unfinished += 1
-        actor.deliver(InputItem(value, seq, ticket, calls))
+        actor.deliver(InputItem(value, seq, calls, on_settled))
 
     def deliver(
         self,
@@ -187,7 +188,7 @@ class ActorSystem:
         ends (and calls it) before this returns."""
         actor = self.actor(key)
         self.unfinished += 1
-        actor.deliver(InputItem(value, seq, None, calls, on_settled))
+        actor.deliver(InputItem(value, seq, calls, on_settled))
 
     def forget(self, key: Hashable) -> None:
         """Drop the idle actor of ``key``; its committed state lives in the host's store."""
@@ -336,13 +337,6 @@ class ActorSystem:
     def _settle(
         self, item: InputItem, result: Any = None, error: BaseException | None = None
     ) -> None:
-        ticket = item.ticket
-        if ticket is not None and not ticket.done():
-            if error is None:
-                ticket.set_result(result)
-            else:
-                ticket.set_exception(error)
-                ticket.add_done_callback(retrieve_exception)
         if item.on_settled is not None:
             item.on_settled(item.seq, result, error)
         self._input_finished()

@@ -39,6 +39,7 @@ from ..host_api import (
     OutputHub,
     OutputStream,
     RuntimeLifecycle,
+    settles,
 )
 from ..keys import check_key
 from ..logging import library_logger
@@ -145,7 +146,7 @@ class ServiceRuntime:
             ticket: asyncio.Future[list[Any]] = system.loop.create_future()
             ticket.add_done_callback(self._resumed_input_finished)
             await system.dispatch(entry.key, _value_of(self._journal, entry), entry.record.seq,
-                                  ticket, entry.calls)  # fmt: skip
+                                  settles(ticket), entry.calls)  # fmt: skip
 
     async def __aexit__(
         self,
@@ -219,7 +220,7 @@ class ServiceRuntime:
                 except JournalWriteError as error:
                     system.journal_failed(error)
                     raise
-            await system.dispatch(key, value, seq, ticket, wait_for_room=False)
+            await system.dispatch(key, value, seq, settles(ticket), wait_for_room=False)
         finally:
             self._release(key)
 
