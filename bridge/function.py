@@ -1,55 +1,12 @@
 """The Flink half: a ``KeyedProcessFunction`` whose keys are the core's actors.
 
-Per key, in Flink keyed state (so checkpoints make it exactly-once):
-
-* ``fa_snapshot``: the key's committed short-term memory and run count (a packed
-  ``SnapshotRecord``), rewritten by every commit; Flink state TTL drops idle keys when a
-  short-term memory TTL is configured, while the core expires single values as on every host.
-* ``fa_queue`` (head, tail) and ``fa_pending`` (position -> input): the key's inputs not yet
-  committed, oldest first. This is what a checkpoint holds of inputs in flight. Without a
-  state TTL, ``fa_queue`` stays (empty) once a key has run, so a key without it is new and its
-  first input reads no snapshot: in ``process`` mode every read is a round trip to the JVM.
-* ``fa_calls`` (slot -> call record): the durable calls of the oldest uncommitted input,
-  replayed after a restore.
-
-How an input runs, and how its commit gets back to the Flink thread (the only thread allowed
-to touch keyed state):
-
-0. The common case: the key has nothing in flight and the subtask's event loop is parked (no
-   input of any key in flight; see ``host.LoopHost``). ``process_element`` then runs the input
-   right there, on the Flink thread. A run that never awaits (and one whose tasks need only a
-   few loop turns) ends before the call does: its snapshot is written and its outputs emitted,
-   and the input never needs to be queued in keyed state, since no checkpoint can fall inside
-   the call. The key's actor then stays on the loop, idle, up to ``bridge.idle-actors`` of
-   them, so its next input needs no keyed-state read either.
-1. Otherwise ``process_element`` stores the input in ``fa_pending`` and hands it to the loop,
-   which the subtask's loop thread drives while inputs are in flight, and returns at once. On
-   the loop the key's actor runs its inputs one at a time, in order, while the actors of all
-   other keys run theirs concurrently, whatever the Flink thread is doing. A key's inputs are
-   handed over while at most ``mailbox-capacity`` wait behind its running one (the admission
-   rule of every host); later ones wait in keyed state only.
-2. The key gets a processing-time timer. When it fires, the function applies what the key's
-   runs wrote meanwhile, in order: durable call records (so the next checkpoint holds them),
-   then per finished run its memory snapshot, the removal of its input from ``fa_pending`` and
-   its outputs. While the key has inputs in flight the timer is registered again, after 1 ms
-   (``bridge.poll.min-interval-ms``) when something happened and otherwise after twice the last
-   delay, up to ``bridge.poll.max-interval-ms`` (100 ms). A run that takes T is committed within
-   about T + min(T, 100 ms), and a key waiting for a slow model call costs about ten timer
-   firings a second, not a busy loop. A new record of the key applies its writes as well.
-3. Processing-time timers do not fire after a bounded input ends, so every active key also has
-   an event-time timer at ``END_OF_INPUT``: only the final watermark of a bounded input reaches
-   it, and the function then waits for that key's runs (without polling: the loop notifies it).
-   As every key's runs went on meanwhile, this costs the slowest key's time, not the sum. In an
-   unbounded job that timer never fires.
-
-An input's key comes from the key selector that keyed the stream, applied again to the input
-(when the environment keyed it; for a ``KeyedStream`` given as is, from ``ctx.get_current_key()``,
-a call into the JVM in ``thread`` mode). For a key's first input the two are compared, so a
-selector that is not deterministic fails the job instead of starting actors under wrong keys.
-
-After a restore the timers come back with the state, so a key whose input was accepted but not
-committed resumes from its timer: its actor is rebuilt from ``fa_snapshot`` and the run replays
-the calls in ``fa_calls`` instead of calling the functions again.
+Per key, keyed state holds the committed memory (``fa_snapshot``), the inputs not yet committed
+(``fa_queue``, ``fa_pending``) and the durable calls of the oldest one (``fa_calls``), so a
+checkpoint is exactly-once. An input of an idle key runs inline on the Flink thread when the
+loop is parked; otherwise it goes to the loop, and timers (processing time while runs are in
+flight, event time at the end of a bounded input) apply what its runs wrote. After a restore
+the timers bring keys back and their runs replay their journaled calls. ARCHITECTURE.md ("The
+Flink host in detail") tells the whole story.
 """
 
 from __future__ import annotations

@@ -1,27 +1,7 @@
-"""The asyncio half of one Flink subtask: the core ``ActorSystem`` on an event loop that the
-Flink thread drives while it can and a loop thread of its own drives while runs are in flight,
-and the journal store that hands each key's writes back to the Flink thread.
-
-Flink lets keyed state be touched only on the task thread, inside ``process_element`` or
-``on_timer`` of that very key, while runs that await need an event loop that keeps going between
-Flink calls. Handing every input to another thread would cost two thread switches under one GIL
-per record, though, and most runs never await. So the loop has one owner at a time:
-
-* **Parked** (no input in flight): the Flink thread owns the loop. ``start`` runs the input right
-  there; a run that never awaits ends before ``start`` returns, and one whose tasks only need a
-  few loop turns gets them (``inline.MAX_INLINE_TURNS``). Nothing crosses a thread.
-* **Running**: when a Flink call ends with inputs still in flight (``hand_off``), the loop thread
-  runs the loop, so that awaiting runs go on whatever Flink does. Work from the Flink thread then
-  goes through an inbox, batched so that a burst of records costs one loop wake-up. Once no input
-  is in flight and the inbox is empty, the loop thread parks the loop again.
-
-Either way, each key has an ``outbox`` (a deque) of the keyed-state writes its runs produced, in
-order: durable call records, the key's memory snapshot (written with every commit), and
-finally ``done`` with the run's outputs or its error. The Flink thread applies them, for that key,
-in its own calls.
-
-The loop side is the core unchanged: the same actors, runs, contexts, memory and ``Journal``;
-only the ``JournalStore`` differs (``OutboxStore`` below).
+"""The asyncio half of one Flink subtask: the core's ``RuntimeLifecycle`` on an event loop that
+the Flink thread drives while no input is in flight (``inline``) and a loop thread of its own
+drives while runs are, and the journal store (``OutboxStore``) that hands each key's writes back
+to the Flink thread through the key's outbox. See ARCHITECTURE.md ("Who drives the event loop").
 """
 
 from __future__ import annotations
