@@ -119,7 +119,9 @@ class _EventMeta(_ModelMetaclass):
     model: no custom ``__init__`` or validator runs per event.
     """
 
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any):
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> _EventMeta:
         is_subclass = any(isinstance(base, _EventMeta) for base in bases)
         annotations = namespace.setdefault("__annotations__", {})
         if is_subclass and "type" not in annotations:

@@ -147,7 +147,7 @@ class ActorSystem:
         value: Any,
         seq: int,
         on_settled: Settled | None = None,
-        calls: dict[int, Any] | None = None,
+        calls: dict[int, bytes] | None = None,
         *,
         wait_for_room: bool = True,
     ) -> None:
@@ -179,7 +179,7 @@ class ActorSystem:
         value: Any,
         seq: int,
         on_settled: Settled,
-        calls: dict[int, Any] | None = None,
+        calls: dict[int, bytes] | None = None,
     ) -> None:
         """Deliver one input without waiting: for hosts that keep later inputs of a key
         themselves (the Flink bridge buffers them in keyed state), so a mailbox never fills.
