@@ -1566,6 +1566,7 @@ def test_digests_of_supported_values_are_unchanged() -> None:
     )
 
 
+@pytest.mark.slow
 def test_payloads_assembled_from_packed_parts_are_valid_at_every_header_size() -> None:
     """Set and exception payloads are assembled from their packed items behind a header the
     codec writes itself: it must match msgpack's for short, 16-bit and 32-bit lengths."""

@@ -66,6 +66,7 @@ def test_the_clean_run_makes_enough_writes_to_be_interesting(clean_run) -> None:
     assert writes >= 12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["before", "after"])
 def test_every_crash_point_recovers_to_the_clean_result(
     phase: str,

@@ -158,6 +158,7 @@ def kill_until_finished(directory: Path, options: list[str], kills_wanted: int) 
     return violations
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_sigkill_at_random_moments_loses_nothing_and_repeats_nothing(
     tmp_path: Path, variant: str

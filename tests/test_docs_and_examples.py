@@ -43,6 +43,7 @@ def test_quickstart_prints_each_keys_messages_in_order(tmp_path: Path) -> None:
     assert len(lines) == 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "args", "field"),
     [

@@ -1029,6 +1029,7 @@ async def test_failed_run_on_a_reloaded_key_rolls_back_to_the_reloaded_state() -
         assert await runtime.send("k", "two") == [("two", 2)]
 
 
+@pytest.mark.slow
 async def test_memory_stays_bounded_with_many_keys() -> None:
     clock = MockClock()
     async with make_env(clock=clock).serve(counter_agent(), idle_timeout=20) as runtime:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,7 @@ def test_flink_example_replies_to_each_customer_in_order(tmp_path: Path) -> None
     assert len(lines) == 5
 
 
+@pytest.mark.slow
 def test_flink_benchmark_prints_json(tmp_path: Path) -> None:
     """A small run only, so the script cannot rot; speed is not judged here."""
     result = _run(str(ROOT / "benchmarks" / "flink_bridge.py"), "--quick", "--modes", "thread",
