@@ -126,6 +126,7 @@ class LoopHost:
             journal_from_config(config, self.store, keep_inputs=False),
             mode="flink",
             hooks=HostHooks(input_finished=self._park_if_idle),
+            broadcast=False,  # outputs go to Flink's collector with each run's RunDone
             drain_timeout=0,  # inputs in flight stay in keyed state for the next attempt
         )
         try:

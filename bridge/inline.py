@@ -73,7 +73,10 @@ class ParkedLoop:
             # The owning thread runs no loop of its own, so there is none to put back.
             _set_running_loop(None)
         ready = self._ready
-        self._turn_while(lambda: bool(len(ready)))  # a sync run leaves no callbacks
+        for _ in range(MAX_INLINE_TURNS):
+            if not len(ready):  # a sync run leaves no callbacks: no turn at all
+                return
+            self._turn()
 
     def _turn_while(self, pending: Callable[[], bool]) -> None:
         for _ in range(MAX_INLINE_TURNS):

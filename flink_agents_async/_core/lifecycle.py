@@ -51,13 +51,16 @@ class RuntimeLifecycle:
         clock: Clock = SYSTEM_CLOCK,
         hooks: HostHooks = NO_HOOKS,
         outputs: OutputHub | None = None,
+        broadcast: bool = True,
         idle_timeout: float | None = None,
         drain_timeout: float | None = 0.0,
     ) -> None:
         """``mode`` names the host in the journal (a journal refuses another mode's runs);
         ``hooks`` are the host's callbacks; ``outputs`` the broadcast to publish to (a new one
-        when None); ``idle_timeout`` passivates idle keys; ``drain_timeout`` bounds the wait
-        for unfinished inputs at close."""
+        when None), ``broadcast=False`` for a host whose outputs leave only through its own
+        ``output`` hook or settle path (the Flink bridge's collector); ``idle_timeout``
+        passivates idle keys; ``drain_timeout`` bounds the wait for unfinished inputs at
+        close."""
         if drain_timeout is not None and drain_timeout < 0:
             raise ValueError(f"drain_timeout must not be negative, got {drain_timeout}")
         self._plan = plan
@@ -69,6 +72,7 @@ class RuntimeLifecycle:
         self._idle_timeout = idle_timeout
         self.drain_timeout = drain_timeout
         self.outputs = outputs if outputs is not None else OutputHub()
+        self._broadcasting = broadcast
         self._system: ActorSystem | None = None
         self._recovered: RecoveredJournal | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -106,7 +110,7 @@ class RuntimeLifecycle:
         if self._system is not None:
             raise RuntimeError("a runtime is entered once: make a new one")
         hooks = HostHooks(
-            output=self._broadcast,
+            output=self._broadcast if self._broadcasting else self._hooks.output,
             input_finished=self._hooks.input_finished,
             journal_broken=self._journal_broken,
         )

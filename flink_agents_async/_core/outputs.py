@@ -167,9 +167,10 @@ class OutputHub:
         return len(self._streams)
 
     def publish(self, key: Hashable, output: Any) -> None:
-        if self._holding and not self._streams:
-            assert self._held is not None
-            self._held.append((key, output))
+        if not self._streams:  # nobody reads (the Flink bridge never has a stream)
+            if self._holding:
+                assert self._held is not None
+                self._held.append((key, output))
             return
         for stream in list(self._streams):
             stream.put((key, output))

@@ -300,8 +300,9 @@ class ActorSystem:
             return
         journal = self.journal
         commit = RunCommit(
-            run.item.seq, actor.journaled, run.number, run.outputs, run.calls_recorded
-        )
+            run.item.seq, actor.key, actor.key_bytes, actor.memory, run.number, run.outputs,
+            run.calls_recorded,
+        )  # fmt: skip
         try:
             encoded = journal.encode_commit(commit)
         except Exception as error:  # nothing is committed yet: the run fails, the key stays

@@ -11,7 +11,7 @@ from .records import FORMAT_VERSION, InputStatus
 from .recovery import RecoveredJournal
 from .replay import RunRecorder
 from .sqlite import DURABILITY_MODES, SQLiteJournalStore
-from .store import Ack, JournalStore, MemoryJournalStore, StoredJournal
+from .store import Ack, Durability, JournalStore, MemoryJournalStore, StoredJournal
 
 __all__ = [
     "DURABILITY_MODES",
@@ -20,6 +20,7 @@ __all__ = [
     "CallOp",
     "Codec",
     "CommitOp",
+    "Durability",
     "FailOp",
     "InputOp",
     "InputStatus",

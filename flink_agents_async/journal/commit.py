@@ -22,22 +22,22 @@ class KeyState(NamedTuple):
 
 
 class RunCommit(NamedTuple):
-    """A run that ended without failure: input ``seq``, run number ``run`` of ``key``, its
-    outputs, and how many durable call slots it recorded."""
+    """A run that ended without failure: input ``seq``, run number ``run`` of the key (named as
+    in ``KeyState``: one flat record, as one is made per run), its outputs, and how many
+    durable call slots it recorded."""
 
     seq: int
-    key: KeyState
+    key: Hashable
+    key_bytes: bytes
+    memory: MemoryStore | None
     run: int
     outputs: list[Any]
     calls: int
 
 
-class EncodedCommit(NamedTuple):
-    """A commit's memory (its delta, or the whole memory for a store that keeps snapshots) and
-    outputs as codec bytes, encoded before the memory commits."""
-
-    memory: bytes
-    outputs: bytes
+EncodedCommit = tuple[bytes, bytes]
+"""A commit's memory (its delta, or the whole memory for a store that keeps snapshots) and its
+outputs as codec bytes, encoded before the memory commits."""
 
 
 class StoredKey(NamedTuple):

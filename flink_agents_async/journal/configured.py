@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..config import JournalOptions, ReadableConfiguration
 from .codec import Codec
 from .journal import Journal
-from .store import JournalStore
+from .store import Durability, JournalStore
 
 __all__ = ["journal_from_config"]
 
@@ -24,7 +24,9 @@ def journal_from_config(
     return Journal(
         store,
         Codec(allow_pickle=bool(config.get(JournalOptions.ALLOW_PICKLE))),
-        durability=getattr(store, "durability", "none") if store.durable else "none",
+        durability=getattr(store, "durability", Durability.NONE)
+        if store.durable
+        else Durability.NONE,
         divergence=str(config.get(JournalOptions.DIVERGENCE)),
         compaction_interval=config.get(JournalOptions.COMPACTION_INTERVAL) or 1000,
         keep_inputs=keep_inputs,

@@ -34,7 +34,7 @@ from .records import (
 )
 from .recovery import RecoveredJournal, RecoveredKey, recover
 from .replay import RunRecorder
-from .store import DONE, Ack, JournalStore
+from .store import DONE, Ack, Durability, JournalStore
 
 __all__ = ["DIVERGENCE_MODES", "Journal"]
 
@@ -51,7 +51,7 @@ class Journal:
         store: JournalStore,
         codec: Codec,
         *,
-        durability: str = "batch",
+        durability: Durability | str = Durability.BATCH,
         divergence: str = "warn",
         compaction_interval: int = 1000,
         keep_inputs: bool = True,
@@ -67,7 +67,7 @@ class Journal:
             )
         self.store = store
         self.codec = codec
-        self.durability = durability
+        self.durability = Durability(durability)
         self.strict = divergence == "strict"
         self.compaction_interval = max(1, compaction_interval)
         self.keep_inputs = keep_inputs
@@ -78,7 +78,7 @@ class Journal:
         self.next_commit_no = 1
         self._commits_since_compaction = 0
         # key bytes -> (its last commit_no, that run's number, the key), since last compaction
-        self._dirty: dict[bytes, tuple[int, int, KeyState]] = {}
+        self._dirty: dict[bytes, tuple[int, int, KeyState | RunCommit]] = {}
         # snapshots of passivated keys not yet durable, by key bytes
         self._parked: dict[bytes, SnapshotRecord] = {}
 
@@ -181,27 +181,24 @@ class Journal:
         ``JournalEncodeError``: an output it cannot encode, a record too big)."""
         if not self.recording:  # memory holds plain data only: nothing it holds is refused
             return _NOTHING_ENCODED
-        key, run = commit.key, commit.run
+        key, run, memory = commit.key, commit.run, commit.memory
         outputs = b""
         if self.keeps_outputs:
-            outputs = self.codec.encode(
-                commit.outputs, "an output of run {} of key {!r}", run, key.key
-            )
-        memory = key.memory
+            outputs = self.codec.encode(commit.outputs, "an output of run {} of key {!r}", run, key)
         if self.store.snapshot_commits:
             encoded = self.codec.encode(
-                memory_state(memory, pending=True), "the memory of key {!r}", key.key
+                memory_state(memory, pending=True), "the memory of key {!r}", key
             )
         else:
             delta = memory.pending_delta() if memory is not None else [{}, {}, [], {}]
             encoded = self.codec.encode(delta, "a memory delta")
         self._check_size(
-            len(encoded) + len(outputs) + len(key.key_bytes),
+            len(encoded) + len(outputs) + len(commit.key_bytes),
             "run {} of key {!r} (its memory and outputs)",
             run,
-            key.key,
+            key,
         )
-        return EncodedCommit(encoded, outputs)
+        return encoded, outputs
 
     def commit(self, commit: RunCommit, encoded: EncodedCommit) -> Ack:
         """Make ``commit`` durable (its memory and outputs together, as ``encode_commit``
@@ -210,14 +207,15 @@ class Journal:
         self.next_commit_no += 1
         if not self.recording:
             return DONE
-        key_bytes, run = commit.key.key_bytes, commit.run
+        key_bytes, run = commit.key_bytes, commit.run
+        memory, outputs = encoded
         if self.store.snapshot_commits:
-            snapshot = SnapshotRecord(key_bytes, commit_no, run, encoded.memory)
+            snapshot = SnapshotRecord(key_bytes, commit_no, run, memory)
             return self._write([SnapshotOp(key_bytes, commit_no, snapshot, self.keep_inputs)])
         seq = commit.seq
-        record = CommitRecord(seq, commit_no, key_bytes, run, encoded.memory, commit.calls)
-        ack = self._write([CommitOp(seq, commit_no, key_bytes, record, encoded.outputs)])
-        self._dirty[key_bytes] = (commit_no, run, commit.key)
+        record = CommitRecord(seq, commit_no, key_bytes, run, memory, commit.calls)
+        ack = self._write([CommitOp(seq, commit_no, key_bytes, record, outputs)])
+        self._dirty[key_bytes] = (commit_no, run, commit)
         self._commits_since_compaction += 1
         if self._commits_since_compaction >= self.compaction_interval:
             self.compact()
@@ -267,7 +265,9 @@ class Journal:
         if ops:
             self._write(ops)
 
-    def _snapshot_record(self, key: KeyState, commit_no: int, run: int) -> SnapshotRecord:
+    def _snapshot_record(
+        self, key: KeyState | RunCommit, commit_no: int, run: int
+    ) -> SnapshotRecord:
         encoded = self.codec.encode(memory_state(key.memory), "the memory of key {!r}", key.key)
         self._check_size(len(encoded) + len(key.key_bytes), "the memory of key {!r}", key.key)
         return SnapshotRecord(key.key_bytes, commit_no, run, encoded)
@@ -336,4 +336,4 @@ def _message_of(error: BaseException) -> str:
         return f"<unprintable {type(error).__name__}>"
 
 
-_NOTHING_ENCODED = EncodedCommit(b"", b"")
+_NOTHING_ENCODED: EncodedCommit = (b"", b"")

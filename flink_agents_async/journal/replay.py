@@ -15,7 +15,7 @@ from ..errors import JournalError, NonDeterminismError, ReplayedError
 from ..logging import library_logger
 from .codec import JournalEncodeError, find_class, rebuild_exception
 from .records import COMPLETED, PENDING, CallRecord
-from .store import Ack
+from .store import Ack, Durability
 
 if TYPE_CHECKING:
     from .journal import Journal
@@ -184,7 +184,7 @@ class RunRecorder:
         record = CallRecord(call.record_slot, call.function_id, self._digest(call), PENDING)
         self.written[call.record_slot] = record
         ack = self.journal.write_call(self.seq, record)
-        return None if self.journal.durability == "none" or ack.done else ack
+        return None if self.journal.durability is Durability.NONE or ack.done else ack
 
     def finished(self, call: DurableCall, outcome: Outcome) -> Ack | None:
         codec = self.journal.codec
@@ -225,7 +225,7 @@ class RunRecorder:
         ack = self.journal.write_call(self.seq, record)
         if encode_error is not None:
             raise encode_error
-        return ack if self.journal.durability == "sync" and not ack.done else None
+        return ack if self.journal.durability is Durability.SYNC and not ack.done else None
 
     def kept_for_retry(self) -> dict[int, bytes]:
         """The records a retry of this run replays: calls that returned a value and calls

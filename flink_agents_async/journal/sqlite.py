@@ -50,13 +50,13 @@ from .sqlite_file import (
     seal,
     unseal,
 )
-from .store import Ack, DurabilityTracker, JournalStore, StoredJournal
+from .store import Ack, Durability, DurabilityTracker, JournalStore, StoredJournal
 
 __all__ = ["DURABILITY_MODES", "JOURNAL_FILE", "SQLiteJournalStore", "read_journal"]
 
 logger = library_logger()
 
-DURABILITY_MODES = {"sync": "FULL", "batch": "NORMAL", "none": "OFF"}
+DURABILITY_MODES = {Durability.SYNC: "FULL", Durability.BATCH: "NORMAL", Durability.NONE: "OFF"}
 
 # Room kept in a row for what frames a value (keys, function ids, record fields).
 _ROW_MARGIN = 64 * 1024
@@ -70,7 +70,7 @@ class SQLiteJournalStore(JournalStore):
     def __init__(
         self,
         directory: str | Path,
-        durability: str = "batch",
+        durability: Durability | str = Durability.BATCH,
         fault_hook: Callable[[str, int], None] | None = None,
         *,
         max_record_bytes: int | None = None,
@@ -87,7 +87,7 @@ class SQLiteJournalStore(JournalStore):
             raise JournalError(f"max_record_bytes must be at least 1024, got {max_record_bytes}")
         self.directory = Path(directory)
         self.path = self.directory / JOURNAL_FILE
-        self.durability = durability
+        self.durability = Durability(durability)
         self.fault_hook = fault_hook
         self.max_record_bytes = max_record_bytes
         self.allow_lost_writes = allow_lost_writes

@@ -22,13 +22,25 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from ..errors import JournalError, JournalWriteError
 from .ops import CallOp, CommitOp, FailOp, InputOp, MetaOp, Op, SnapshotOp
 from .records import InputStatus, OutputsRecord
 
-__all__ = ["Ack", "JournalStore", "MemoryJournalStore", "Op", "StoredJournal"]
+__all__ = ["Ack", "Durability", "JournalStore", "MemoryJournalStore", "Op", "StoredJournal"]
+
+
+class Durability(StrEnum):
+    """When a write counts as done (``journal.durability``); members equal their strings."""
+
+    SYNC = "sync"
+    """Once the disk has it: every acknowledged call and input survives a power loss."""
+    BATCH = "batch"
+    """Once the operating system has it: survives a crash of the process, groups writes."""
+    NONE = "none"
+    """At once: for stores that keep nothing beyond the process."""
 
 
 @dataclass
