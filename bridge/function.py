@@ -32,11 +32,10 @@ from flink_agents_async.config import (
     ConfigOption,
     Configuration,
     ErrorHandlingStrategy,
-    ShortTermMemoryOptions,
     at_least,
 )
 from flink_agents_async.errors import ConfigurationError, KeyHaltedError, RuntimeClosedError
-from flink_agents_async.host_api import Admission, IdleKeys
+from flink_agents_async.host_api import IdleKeys, RuntimeSettings
 from flink_agents_async.keys import check_key
 from flink_agents_async.logging import library_logger
 
@@ -161,8 +160,9 @@ class AgentProcessFunction(KeyedProcessFunction):
         self._min_delay = at_least(config, BridgeOptions.POLL_MIN_INTERVAL_MS, 1)
         self._max_delay = at_least(config, BridgeOptions.POLL_MAX_INTERVAL_MS, self._min_delay)
         self._idle_capacity = at_least(config, BridgeOptions.IDLE_ACTORS, 0)
-        # A key's inputs beyond this wait in keyed state only (the mailbox-capacity rule).
-        self._admission = Admission.from_config(config)
+        # The runtime's settings, read (and refused when bad) here, before the job starts;
+        # every subtask's runtime takes them as they are.
+        self._settings = RuntimeSettings.from_config(config)
         self._keys: dict[Hashable, _Key] = {}
         self._idle = self._new_idle_keys()
         self._next_seq = 0
@@ -175,7 +175,7 @@ class AgentProcessFunction(KeyedProcessFunction):
     def _has_room(self, state: _Key) -> bool:
         """Whether the loop takes another input of the key: its inputs in memory, but for the
         one that runs, are within the admission bound."""
-        return self._admission.key_has_room(state.sent - state.head - 1)
+        return self._settings.admission.key_has_room(state.sent - state.head - 1)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -198,7 +198,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         subtask, attempt = _task_info(runtime_context)
         self._identity = (self._uid, subtask)
         context = {"agent": self._plan.agent_name, "subtask": subtask, "attempt": attempt}
-        self._host = LoopHost(self._plan, self._config, context)
+        self._host = LoopHost(self._plan, self._config, context, settings=self._settings)
         _register_host(self._identity, attempt, self._host)
         self._keys = {}
         self._idle = self._new_idle_keys()
@@ -226,9 +226,10 @@ class AgentProcessFunction(KeyedProcessFunction):
             host.close()
 
     def _state_ttl(self) -> StateTtlConfig | None:
-        milliseconds = self._config.get(ShortTermMemoryOptions.STATE_TTL_MS) or 0
-        if milliseconds <= 0:
+        ttl = self._settings.memory_ttl
+        if ttl is None:
             return None
+        milliseconds = round(ttl * 1000)
         # The core expires single values; Flink's TTL only has to drop keys left idle longer
         # than that, and every commit rewrites the snapshot, so write-refresh is enough.
         return (
@@ -462,7 +463,7 @@ class AgentProcessFunction(KeyedProcessFunction):
         if isinstance(error, RuntimeClosedError):
             return  # the subtask is closing; the input was consumed by the closing attempt
         kept = isinstance(error, KeyHaltedError) or getattr(error, "input_kept", False)
-        if self._host.system.settings.error_strategy is ErrorHandlingStrategy.IGNORE and not kept:
+        if self._settings.error_strategy is ErrorHandlingStrategy.IGNORE and not kept:
             return  # logged by the runtime; the input is skipped as on every host
         # Otherwise the job fails and restarts from its checkpoint; an input that could not be
         # replayed is never skipped, so it runs again there (with its calls) once fixed.

@@ -26,6 +26,7 @@ from flink_agents_async.host_api import (
     JournalStore,
     Op,
     RuntimeLifecycle,
+    RuntimeSettings,
     SnapshotOp,
     StoredJournal,
     journal_from_config,
@@ -102,10 +103,12 @@ class LoopHost:
         config: Configuration,
         log_context: dict[str, Any],
         *,
+        settings: RuntimeSettings | None = None,
         inline: bool = True,
     ) -> None:
-        """``inline=False`` takes a loop turn for work done while the loop is parked, instead
-        of the faster inline call (see ``bridge.inline``)."""
+        """``settings``: ``config``'s, as the client read them (read here when None);
+        ``inline=False`` takes a loop turn for work done while the loop is parked, instead of
+        the faster inline call (see ``bridge.inline``)."""
         self.store = OutboxStore()
         self.loop = asyncio.new_event_loop()
         self._parked = ParkedLoop(self.loop, inline=inline)
@@ -128,6 +131,7 @@ class LoopHost:
             hooks=HostHooks(input_finished=self._park_if_idle),
             broadcast=False,  # outputs go to Flink's collector with each run's RunDone
             drain_timeout=0,  # inputs in flight stay in keyed state for the next attempt
+            settings=settings,
         )
         try:
             self.system: ActorSystem = self.loop.run_until_complete(self._open(log_context))

@@ -17,6 +17,7 @@ from ._core.host_hooks import NO_HOOKS, HostHooks, OutputSink
 from ._core.idle_keys import IdleKeys
 from ._core.lifecycle import RuntimeLifecycle
 from ._core.outputs import OVERFLOW_POLICIES, OutputHub, OutputStream
+from ._core.settings import RuntimeSettings
 from ._core.system import ActorSystem
 from .journal import (
     Codec,
@@ -58,6 +59,7 @@ __all__ = [
     "OutputStream",
     "RecoveredJournal",
     "RuntimeLifecycle",
+    "RuntimeSettings",
     "SQLiteJournalStore",
     "Settled",
     "SnapshotOp",

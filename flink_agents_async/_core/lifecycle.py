@@ -28,6 +28,7 @@ from ..journal import Journal, RecoveredJournal
 from ..logging import library_logger
 from .host_hooks import NO_HOOKS, HostHooks
 from .outputs import OutputHub
+from .settings import RuntimeSettings
 from .system import ActorSystem
 
 if TYPE_CHECKING:
@@ -54,15 +55,15 @@ class RuntimeLifecycle:
         broadcast: bool = True,
         idle_timeout: float | None = None,
         drain_timeout: float | None = 0.0,
+        settings: RuntimeSettings | None = None,
     ) -> None:
         """``mode`` names the host in the journal (a journal refuses another mode's runs);
         ``hooks`` are the host's callbacks; ``outputs`` the broadcast to publish to (a new one
         when None), ``broadcast=False`` for a host whose outputs leave only through its own
         ``output`` hook or settle path (the Flink bridge's collector); ``idle_timeout``
         passivates idle keys; ``drain_timeout`` bounds the wait for unfinished inputs at
-        close."""
-        if drain_timeout is not None and drain_timeout < 0:
-            raise ValueError(f"drain_timeout must not be negative, got {drain_timeout}")
+        close (checked by the host, as its own option); ``settings`` read from ``config`` when
+        the system opens, unless the host read them already."""
         self._plan = plan
         self._config = config
         self._journal = journal
@@ -70,6 +71,7 @@ class RuntimeLifecycle:
         self._clock = clock
         self._hooks = hooks
         self._idle_timeout = idle_timeout
+        self._settings = settings
         self.drain_timeout = drain_timeout
         self.outputs = outputs if outputs is not None else OutputHub()
         self._broadcasting = broadcast
@@ -115,8 +117,9 @@ class RuntimeLifecycle:
             journal_broken=self._journal_broken,
         )
         system = self._system = ActorSystem(
-            self._plan, self._config, self._journal, self._clock, hooks, self._idle_timeout
-        )
+            self._plan, self._config, self._journal, self._clock, hooks, self._idle_timeout,
+            self._settings,
+        )  # fmt: skip
         try:
             self._recovered = await system.open(self._mode)
         except BaseException:

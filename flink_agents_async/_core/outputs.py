@@ -167,7 +167,7 @@ class OutputHub:
         return len(self._streams)
 
     def publish(self, key: Hashable, output: Any) -> None:
-        if not self._streams:  # nobody reads (the Flink bridge never has a stream)
+        if not self._streams:  # nobody reads yet
             if self._holding:
                 assert self._held is not None
                 self._held.append((key, output))
