@@ -84,6 +84,13 @@ from .llm.chat_models import (
     BaseChatModelSetup,
     RemoteChatModelConnection,
 )
+from .llm.embedding_models import (
+    BaseEmbeddingModelConnection,
+    BaseEmbeddingModelSetup,
+    EmbeddingResult,
+    EmbeddingTokenUsage,
+    RemoteEmbeddingModelConnection,
+)
 from .llm.messages import ChatMessage, MessageRole
 from .llm.names import ResourceName
 from .llm.prompts import Prompt
@@ -96,6 +103,15 @@ from .llm.tools import (
     ToolMetadata,
     ToolParameterSource,
     ToolType,
+)
+from .llm.vector_stores import (
+    BaseVectorStore,
+    CollectionManageableVectorStore,
+    CollectionNotFoundError,
+    Document,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
 )
 from .local.service import RunHandle, ServiceRuntime
 from .logging import configure_logging
@@ -123,16 +139,24 @@ __all__ = [
     "AgentsExecutionEnvironment",
     "BaseChatModelConnection",
     "BaseChatModelSetup",
+    "BaseEmbeddingModelConnection",
+    "BaseEmbeddingModelSetup",
+    "BaseVectorStore",
     "ChatMessage",
     "ChatRequestEvent",
     "ChatResponseEvent",
+    "CollectionManageableVectorStore",
+    "CollectionNotFoundError",
     "ConditionEvaluationFailureStrategy",
     "ConfigOption",
     "Configuration",
     "ConfigurationError",
     "ContextUsageError",
     "Counter",
+    "Document",
     "DurableContextError",
+    "EmbeddingResult",
+    "EmbeddingTokenUsage",
     "ErrorHandlingStrategy",
     "Event",
     "EventLogLevel",
@@ -164,6 +188,7 @@ __all__ = [
     "ReActAgent",
     "ReadableConfiguration",
     "RemoteChatModelConnection",
+    "RemoteEmbeddingModelConnection",
     "ReplayedError",
     "Resource",
     "ResourceContext",
@@ -187,6 +212,9 @@ __all__ = [
     "ToolResponseEvent",
     "ToolType",
     "TriggerError",
+    "VectorStoreQuery",
+    "VectorStoreQueryMode",
+    "VectorStoreQueryResult",
     "WritableConfiguration",
     "__version__",
     "action",

@@ -1,7 +1,12 @@
-"""What the chat model integrations share: one request with clear failures, retry verdicts,
+"""What the model integrations share: one request with clear failures, retry verdicts,
 clients per event loop and their closing, and the tool-call and answer shapes of the LLM layer.
 
-``ProviderChatModelConnection`` is the base of the built-in connections. Its base,
+``ProviderClient`` is what chat and embedding connections of a provider share: the SDK client
+per event loop, and every error of an SDK call turned into a ``ModelRequestError`` (a
+``ChatModelRequestError`` or an ``EmbeddingModelRequestError``) naming the connection class, the
+model and the cause, marked retryable or not.
+
+``ProviderChatModelConnection`` is the base of the built-in chat connections. Its base,
 ``RemoteChatModelConnection``, retries and bounds requests around ``_request``; this class splits
 a request into the steps a provider fills in: ``_prepare`` (our messages and tools to the
 provider's payload, pure), ``_send`` (the SDK call), ``_answer`` (the provider's response to a
@@ -23,19 +28,25 @@ from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ..errors import FlinkAgentsAsyncError, ResourceError
 from ..llm.chat_models import RemoteChatModelConnection
+from ..llm.embedding_models import EmbeddingTokenUsage, RemoteEmbeddingModelConnection
 from ..llm.messages import ChatMessage, MessageRole
+from ..llm.remote import RemoteService
 from ..llm.retry import Retryable, retry_after_seconds
 from ..llm.tools import Tool
 from ..logging import library_logger
 
 __all__ = [
     "ChatModelRequestError",
+    "EmbeddingModelRequestError",
+    "ModelRequestError",
     "PreparedRequest",
     "ProviderChatModelConnection",
+    "ProviderClient",
+    "ProviderEmbeddingModelConnection",
     "ServiceFailure",
 ]
 
@@ -49,8 +60,8 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 FailureKind = Literal["status", "timeout", "connection", "malformed", "other"]
 
 
-class ChatModelRequestError(FlinkAgentsAsyncError):
-    """A chat model service did not answer a request usably: an HTTP error status, a timeout, an
+class ModelRequestError(FlinkAgentsAsyncError):
+    """A model service did not answer a request usably: an HTTP error status, a timeout, an
     unreachable service or an answer that cannot be read.
 
     The message names the connection class, the model and the cause; ``status_code`` is the
@@ -76,6 +87,15 @@ class ChatModelRequestError(FlinkAgentsAsyncError):
         self.status_code = status_code
         self.retryable = retryable
         self.wait_hint = wait_hint
+
+
+class ChatModelRequestError(ModelRequestError):
+    """A chat model service did not answer a request usably (see ``ModelRequestError``)."""
+
+
+class EmbeddingModelRequestError(ModelRequestError):
+    """An embedding model service did not answer a request usably (see
+    ``ModelRequestError``)."""
 
 
 @dataclass(frozen=True)
@@ -167,21 +187,98 @@ class PreparedRequest:
             self.model_name = self.model
 
 
-class ProviderChatModelConnection(RemoteChatModelConnection):
-    """A connection through a provider's official async client: one client per event loop (async
-    clients belong to the loop they were made on), the SDK's own retries off (``max_retries``
-    of this connection retries, honouring ``Retry-After``), and SDK errors turned into
-    ``ChatModelRequestError``.
+class ProviderClient(RemoteService):
+    """What a provider's chat and embedding connections share: one SDK client per event loop
+    (async clients belong to the loop they were made on), the SDK's own retries off (the
+    connection's ``max_retries`` retries, honouring ``Retry-After``), and SDK errors turned into
+    the connection's ``request_error`` type."""
+
+    request_error: ClassVar[type[ModelRequestError]] = ModelRequestError
+
+    @abstractmethod
+    def _make_client(self) -> Any:
+        """A new SDK client; raises ``ResourceError`` when it cannot be made (no API key)."""
+
+    @abstractmethod
+    def _read_failure(self, error: BaseException) -> ServiceFailure:
+        """What an error raised by an SDK call means."""
+
+    def _endpoint(self) -> str:
+        """Where requests go, for error messages."""
+        return "the service"
+
+    @property
+    def _reuses_client(self) -> bool:
+        """Whether one client per event loop serves every request (else one per request)."""
+        return True
+
+    def _classify(self, error: BaseException) -> Retryable | None:
+        if isinstance(error, ModelRequestError):
+            return Retryable(error.wait_hint) if error.retryable else None
+        return self._read_failure(error).verdict()
+
+    def _failure(self, error: BaseException, model: str | None) -> ModelRequestError:
+        failure = self._read_failure(error)
+        verdict = failure.verdict()
+        cause = {
+            "status": f"the service answered HTTP {failure.status}: {failure.detail}",
+            "timeout": f"no answer within {self.request_timeout} s ({failure.detail})",
+            "connection": f"cannot reach {self._endpoint()}: {failure.detail}",
+            "malformed": f"the service's answer cannot be read: {failure.detail}",
+            "other": failure.detail,
+        }[failure.kind]
+        message = f"{type(self).__name__}, model {model!r}: {cause}"
+        if verdict is not None:
+            # Such an error escapes the retry loop only once every retry was spent.
+            message += f" (still failing after max_retries={self.max_retries} retries)"
+        return self.request_error(
+            message,
+            connection=type(self).__name__,
+            model=model,
+            status_code=failure.status,
+            retryable=verdict is not None,
+            wait_hint=verdict.wait_hint if verdict is not None else None,
+        )
+
+    def unreadable(self, model: str | None, detail: str) -> ModelRequestError:
+        """The error for an answer that parsed but holds nothing usable (not retried)."""
+        return self.request_error(
+            f"{type(self).__name__}, model {model!r}: the service's answer cannot be "
+            f"read: {detail}",
+            connection=type(self).__name__,
+            model=model,
+        )
+
+    async def _call(self, model: str | None, send: Callable[[Any], Any]) -> Any:
+        """``await send(client)`` with this loop's client, SDK errors made readable."""
+        async with self._client() as client:
+            try:
+                return await send(client)
+            except Exception as error:
+                raise self._failure(error, model) from error
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[Any]:
+        if self._reuses_client:
+            yield self.client_for_loop(self._make_client)
+            return
+        client = self._make_client()
+        try:
+            yield client
+        finally:
+            await self._close_client(client)
+
+
+class ProviderChatModelConnection(ProviderClient, RemoteChatModelConnection):
+    """A chat connection through a provider's official async client (``ProviderClient``).
 
     Native structured output is not offered (``supports_native_structured_output`` is False):
     the chat action asks for JSON and validates the answer itself, as upstream does today.
     """
 
-    # -- what a provider fills in ----------------------------------------------------------
+    request_error: ClassVar[type[ModelRequestError]] = ChatModelRequestError
 
-    @abstractmethod
-    def _make_client(self) -> Any:
-        """A new SDK client; raises ``ResourceError`` when it cannot be made (no API key)."""
+    # -- what a provider fills in ----------------------------------------------------------
 
     @abstractmethod
     def _prepare(
@@ -197,19 +294,6 @@ class ProviderChatModelConnection(RemoteChatModelConnection):
     @abstractmethod
     def _answer(self, response: Any, request: PreparedRequest) -> ChatMessage:
         """The provider's response as an assistant ``ChatMessage``."""
-
-    @abstractmethod
-    def _read_failure(self, error: BaseException) -> ServiceFailure:
-        """What an error raised by ``_send`` means."""
-
-    def _endpoint(self) -> str:
-        """Where requests go, for error messages."""
-        return "the service"
-
-    @property
-    def _reuses_client(self) -> bool:
-        """Whether one client per event loop serves every request (else one per request)."""
-        return True
 
     # -- one request -----------------------------------------------------------------------
 
@@ -232,62 +316,36 @@ class ProviderChatModelConnection(RemoteChatModelConnection):
             )
         # Retries call again with the same kwargs: each attempt prepares from its own copy.
         request = self._prepare(messages, tools, dict(kwargs))
-        async with self._client() as client:
-            try:
-                response = await self._send(client, request.payload)
-            except Exception as error:
-                raise self._failure(error, request.model) from error
+        response = await self._call(
+            request.model, functools.partial(self._send, payload=request.payload)
+        )
         return self._answer(response, request)
 
-    def _classify(self, error: BaseException) -> Retryable | None:
-        if isinstance(error, ChatModelRequestError):
-            return Retryable(error.wait_hint) if error.retryable else None
-        return self._read_failure(error).verdict()
 
-    def _failure(self, error: BaseException, model: str | None) -> ChatModelRequestError:
-        failure = self._read_failure(error)
-        verdict = failure.verdict()
-        cause = {
-            "status": f"the service answered HTTP {failure.status}: {failure.detail}",
-            "timeout": f"no answer within {self.request_timeout} s ({failure.detail})",
-            "connection": f"cannot reach {self._endpoint()}: {failure.detail}",
-            "malformed": f"the service's answer cannot be read: {failure.detail}",
-            "other": failure.detail,
-        }[failure.kind]
-        message = f"{type(self).__name__}, model {model!r}: {cause}"
-        if verdict is not None:
-            # Such an error escapes the retry loop only once every retry was spent.
-            message += f" (still failing after max_retries={self.max_retries} retries)"
-        return ChatModelRequestError(
-            message,
-            connection=type(self).__name__,
-            model=model,
-            status_code=failure.status,
-            retryable=verdict is not None,
-            wait_hint=verdict.wait_hint if verdict is not None else None,
+class ProviderEmbeddingModelConnection(ProviderClient, RemoteEmbeddingModelConnection):
+    """An embedding connection through a provider's official async client
+    (``ProviderClient``): a provider fills in ``_send`` (one batch) and ``_read_failure``."""
+
+    request_error: ClassVar[type[ModelRequestError]] = EmbeddingModelRequestError
+
+    @abstractmethod
+    async def _send(
+        self, client: Any, texts: list[str], arguments: dict[str, Any]
+    ) -> tuple[list[list[float]], EmbeddingTokenUsage | None]:
+        """The SDK call for one batch; whatever it raises is read by ``_read_failure``
+        (``arguments`` is this request's own copy: popping from it is fine)."""
+
+    async def _request(
+        self, texts: list[str], kwargs: dict[str, Any]
+    ) -> tuple[list[list[float]], EmbeddingTokenUsage | None]:
+        model = kwargs.get("model")
+        if not model:
+            raise ResourceError(
+                f"{type(self).__name__}: no model to embed with (name it on the setup)"
+            )
+        return await self._call(
+            model, functools.partial(self._send, texts=texts, arguments=dict(kwargs))
         )
-
-    def unreadable(self, request: PreparedRequest, detail: str) -> ChatModelRequestError:
-        """The error for an answer that parsed but holds nothing usable (not retried)."""
-        return ChatModelRequestError(
-            f"{type(self).__name__}, model {request.model!r}: the service's answer cannot be "
-            f"read: {detail}",
-            connection=type(self).__name__,
-            model=request.model,
-        )
-
-    # -- clients ---------------------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _client(self) -> AsyncIterator[Any]:
-        if self._reuses_client:
-            yield self.client_for_loop(self._make_client)
-            return
-        client = self._make_client()
-        try:
-            yield client
-        finally:
-            await self._close_client(client)
 
 
 # -- tool calls, tool results and answers --------------------------------------------------------
@@ -402,6 +460,18 @@ def assistant_answer(
 
 
 # -- configuration -----------------------------------------------------------------------------
+
+
+def timeout_from_request_timeout(data: Any) -> Any:
+    """Constructor arguments with upstream's ``request_timeout`` given as ``timeout`` (the
+    field of ``RemoteService``, whose ``request_timeout`` property reads it back)."""
+    if isinstance(data, Mapping) and "request_timeout" in data:
+        data = dict(data)
+        value = data.pop("request_timeout")
+        if data.get("timeout", value) != value:
+            raise ValueError("give request_timeout or timeout, not both")
+        data["timeout"] = value
+    return data
 
 
 def first_set(*values: str | None) -> str | None:

@@ -27,12 +27,15 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..llm.chat_models import BaseChatModelSetup
+from ..llm.embedding_models import BaseEmbeddingModelSetup, EmbeddingTokenUsage
 from ..llm.messages import ChatMessage, MessageRole
 from ..llm.tools import Tool
 from ._common import (
     ChatModelRequestError,
+    EmbeddingModelRequestError,
     PreparedRequest,
     ProviderChatModelConnection,
+    ProviderEmbeddingModelConnection,
     ServiceFailure,
     assistant_answer,
     call_function,
@@ -41,6 +44,7 @@ from ._common import (
     new_tool_call,
     object_or_empty,
     require_model,
+    timeout_from_request_timeout,
 )
 
 try:
@@ -52,7 +56,14 @@ except ImportError as error:  # pragma: no cover - exercised with the SDK hidden
         "pip install 'flink-agents-async[ollama]'"
     ) from error
 
-__all__ = ["ChatModelRequestError", "OllamaChatModelConnection", "OllamaChatModelSetup"]
+__all__ = [
+    "ChatModelRequestError",
+    "EmbeddingModelRequestError",
+    "OllamaChatModelConnection",
+    "OllamaChatModelSetup",
+    "OllamaEmbeddingModelConnection",
+    "OllamaEmbeddingModelSetup",
+]
 
 DEFAULT_BASE_URL = "http://localhost:11434"
 
@@ -84,15 +95,7 @@ class OllamaChatModelConnection(ProviderChatModelConnection):
     @model_validator(mode="before")
     @classmethod
     def _request_timeout_is_timeout(cls, data: Any) -> Any:
-        # Upstream's name for the per-request timeout; the base class's is ``timeout`` (and its
-        # ``request_timeout`` property reads it back).
-        if isinstance(data, Mapping) and "request_timeout" in data:
-            data = dict(data)
-            value = data.pop("request_timeout")
-            if data.get("timeout", value) != value:
-                raise ValueError("give request_timeout or timeout, not both")
-            data["timeout"] = value
-        return data
+        return timeout_from_request_timeout(data)
 
     def _endpoint(self) -> str:
         return self.base_url
@@ -130,7 +133,7 @@ class OllamaChatModelConnection(ProviderChatModelConnection):
     def _answer(self, response: Any, request: PreparedRequest) -> ChatMessage:
         message = getattr(response, "message", None)
         if message is None:
-            raise self.unreadable(request, f"it holds no message: {response!r:.300}")
+            raise self.unreadable(request.model, f"it holds no message: {response!r:.300}")
         content = message.content or ""
         reasoning = [message.thinking] if getattr(message, "thinking", None) else []
         if request.options["extract"] and content:
@@ -151,23 +154,28 @@ class OllamaChatModelConnection(ProviderChatModelConnection):
         )
 
     def _read_failure(self, error: BaseException) -> ServiceFailure:
-        if isinstance(error, ollama.ResponseError) and error.status_code >= 0:
-            return ServiceFailure(
-                "status",
-                f"ResponseError: {error.error}",
-                status=error.status_code,
-                headers=_error_headers.get(),
-            )
-        if isinstance(error, httpx.TimeoutException):
-            return ServiceFailure("timeout", describe(error))
-        # The SDK turns a refused connection into the built-in ConnectionError; a connection
-        # dropped mid-answer comes as httpx's own error.
-        if isinstance(error, ConnectionError | httpx.TransportError):
-            return ServiceFailure("connection", describe(error))
-        # A body that is not JSON (json's error) or not a chat response (pydantic's).
-        if isinstance(error, ValueError):
-            return ServiceFailure("malformed", describe(error))
-        return ServiceFailure("other", describe(error))
+        return read_ollama_failure(error)
+
+
+def read_ollama_failure(error: BaseException) -> ServiceFailure:
+    """What an error of the ``ollama`` SDK says."""
+    if isinstance(error, ollama.ResponseError) and error.status_code >= 0:
+        return ServiceFailure(
+            "status",
+            f"ResponseError: {error.error}",
+            status=error.status_code,
+            headers=_error_headers.get(),
+        )
+    if isinstance(error, httpx.TimeoutException):
+        return ServiceFailure("timeout", describe(error))
+    # The SDK turns a refused connection into the built-in ConnectionError; a connection
+    # dropped mid-answer comes as httpx's own error.
+    if isinstance(error, ConnectionError | httpx.TransportError):
+        return ServiceFailure("connection", describe(error))
+    # A body that is not JSON (json's error) or not a chat response (pydantic's).
+    if isinstance(error, ValueError):
+        return ServiceFailure("malformed", describe(error))
+    return ServiceFailure("other", describe(error))
 
 
 def _arguments(value: Any) -> Any:
@@ -222,5 +230,76 @@ class OllamaChatModelSetup(BaseChatModelSetup):
             "keep_alive": self.keep_alive,
             "think": self.think,
             "extract_reasoning": self.extract_reasoning,
+            **self.additional_kwargs,
+        }
+
+
+# -- embeddings --------------------------------------------------------------------------------
+
+
+class OllamaEmbeddingModelConnection(ProviderEmbeddingModelConnection):
+    """Embeddings from an Ollama server (``POST /api/embed``) with ``ollama.AsyncClient``.
+
+    Upstream's fields: ``base_url`` (else env ``OLLAMA_HOST``, else ``http://localhost:11434``)
+    and ``request_timeout=30.0``. From ``RemoteEmbeddingModelConnection``: ``max_batch_size``,
+    ``max_concurrency``, ``max_retries``, ``retry_wait_interval``, ``max_retry_wait``.
+    """
+
+    base_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or DEFAULT_BASE_URL)
+    timeout: float | None = Field(default=30.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _request_timeout_is_timeout(cls, data: Any) -> Any:
+        return timeout_from_request_timeout(data)
+
+    def _endpoint(self) -> str:
+        return self.base_url
+
+    def _make_client(self) -> Any:
+        return ollama.AsyncClient(
+            host=self.base_url,
+            timeout=self.request_timeout,
+            event_hooks={"response": [_remember_error_headers]},
+        )
+
+    async def _send(
+        self, client: Any, texts: list[str], arguments: dict[str, Any]
+    ) -> tuple[list[list[float]], EmbeddingTokenUsage | None]:
+        _error_headers.set(None)  # this attempt's, not an earlier one's
+        model = arguments.pop("model")
+        truncate = arguments.pop("truncate", True)
+        keep_alive = arguments.pop("keep_alive", None)
+        response = await client.embed(
+            model=model,
+            input=texts,
+            truncate=truncate,
+            keep_alive=keep_alive,
+            options=arguments or None,  # what is left are the model's options
+        )
+        vectors = [[float(value) for value in vector] for vector in response.embeddings]
+        tokens = getattr(response, "prompt_eval_count", None)
+        usage = EmbeddingTokenUsage(int(tokens), int(tokens)) if tokens is not None else None
+        return vectors, usage
+
+    def _read_failure(self, error: BaseException) -> ServiceFailure:
+        return read_ollama_failure(error)
+
+
+class OllamaEmbeddingModelSetup(BaseEmbeddingModelSetup):
+    """Which Ollama embedding model to use; upstream's fields: ``truncate=True`` (cut a text
+    longer than the model's context instead of failing), ``keep_alive``, ``additional_kwargs``
+    (the model's options, e.g. ``num_ctx``)."""
+
+    truncate: bool = True
+    keep_alive: float | str | None = None
+    additional_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "truncate": self.truncate,
+            "keep_alive": self.keep_alive,
             **self.additional_kwargs,
         }

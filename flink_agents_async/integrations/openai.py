@@ -31,16 +31,19 @@ import json
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import ResourceError
 from ..llm.chat_models import BaseChatModelSetup
+from ..llm.embedding_models import BaseEmbeddingModelSetup, EmbeddingTokenUsage
 from ..llm.messages import ChatMessage, MessageRole
 from ..llm.tools import Tool
 from ._common import (
     ChatModelRequestError,
+    EmbeddingModelRequestError,
     PreparedRequest,
     ProviderChatModelConnection,
+    ProviderEmbeddingModelConnection,
     ServiceFailure,
     assistant_answer,
     call_function,
@@ -53,6 +56,7 @@ from ._common import (
     parse_arguments,
     read_stainless_failure,
     require_model,
+    timeout_from_request_timeout,
     tool_result_id,
     with_extra_body,
 )
@@ -69,8 +73,11 @@ __all__ = [
     "AzureOpenAIChatModelConnection",
     "AzureOpenAIChatModelSetup",
     "ChatModelRequestError",
+    "EmbeddingModelRequestError",
     "OpenAIChatModelConnection",
     "OpenAIChatModelSetup",
+    "OpenAIEmbeddingModelConnection",
+    "OpenAIEmbeddingModelSetup",
     "VLLMChatModelConnection",
     "VLLMChatModelSetup",
 ]
@@ -105,7 +112,7 @@ class _ChatCompletionsConnection(ProviderChatModelConnection):
     def _answer(self, response: Any, request: PreparedRequest) -> ChatMessage:
         choices = getattr(response, "choices", None)
         if not choices:
-            raise self.unreadable(request, f"it holds no choices: {response!r:.300}")
+            raise self.unreadable(request.model, f"it holds no choices: {response!r:.300}")
         message = choices[0].message
         calls = [self._tool_call(call, request) for call in message.tool_calls or ()]
         usage = getattr(response, "usage", None)
@@ -121,7 +128,9 @@ class _ChatCompletionsConnection(ProviderChatModelConnection):
     def _tool_call(self, call: Any, request: PreparedRequest) -> dict[str, Any]:
         function = getattr(call, "function", None)
         if function is None:  # a custom tool's call: we only offer function tools
-            raise self.unreadable(request, f"a tool call of type {getattr(call, 'type', '?')!r}")
+            raise self.unreadable(
+                request.model, f"a tool call of type {getattr(call, 'type', '?')!r}"
+            )
         name = type(self).__name__
         arguments = parse_arguments(
             function.arguments, connection=name, model=request.model, tool=function.name
@@ -400,3 +409,102 @@ class AzureOpenAIChatModelSetup(BaseChatModelSetup):
         if self.additional_kwargs:
             kwargs["additional_kwargs"] = dict(self.additional_kwargs)
         return kwargs
+
+
+# -- embeddings --------------------------------------------------------------------------------
+
+
+class OpenAIEmbeddingModelConnection(ProviderEmbeddingModelConnection):
+    """Embeddings from the OpenAI API (or any service speaking it: vLLM, LM Studio, llama.cpp's
+    server...) with ``openai.AsyncOpenAI``.
+
+    Upstream's fields: ``api_key`` (else env ``OPENAI_API_KEY``), ``base_url`` (else env
+    ``OPENAI_API_BASE_URL``, else the public API), ``request_timeout=30.0``, ``max_retries=3``,
+    ``organization``, ``project``. From ``RemoteEmbeddingModelConnection``: ``max_batch_size``
+    (texts per request), ``max_concurrency``, ``retry_wait_interval``, ``max_retry_wait``.
+    """
+
+    API_KEY_VARIABLE: ClassVar[str] = "OPENAI_API_KEY"
+    BASE_URL_VARIABLE: ClassVar[str] = "OPENAI_API_BASE_URL"
+
+    api_key: str | None = Field(default=None, repr=False)
+    base_url: str | None = None
+    timeout: float | None = Field(default=30.0, ge=0)
+    organization: str | None = None
+    project: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _request_timeout_is_timeout(cls, data: Any) -> Any:
+        return timeout_from_request_timeout(data)
+
+    def _endpoint(self) -> str:
+        return self._base_url() or DEFAULT_OPENAI_BASE_URL
+
+    def _base_url(self) -> str | None:
+        return first_set(self.base_url, from_env(self.BASE_URL_VARIABLE))
+
+    def _make_client(self) -> Any:
+        name = type(self).__name__
+        api_key = first_set(self.api_key, from_env(self.API_KEY_VARIABLE))
+        if api_key is None:
+            raise missing_api_key(name, self.API_KEY_VARIABLE)
+        return _made(
+            name,
+            lambda: openai.AsyncOpenAI(
+                api_key=api_key,
+                base_url=self._base_url(),
+                timeout=self.request_timeout,
+                max_retries=0,  # ours retry (RetryPolicy), not the SDK's
+                organization=self.organization,
+                project=self.project,
+            ),
+        )
+
+    async def _send(
+        self, client: Any, texts: list[str], arguments: dict[str, Any]
+    ) -> tuple[list[list[float]], EmbeddingTokenUsage | None]:
+        payload = {name: value for name, value in arguments.items() if value is not None}
+        response = await client.embeddings.create(
+            input=texts, **with_extra_body(client.embeddings.create, payload)
+        )
+        data = sorted(response.data, key=lambda item: item.index)
+        vectors = [_float_vector(item.embedding) for item in data]
+        usage = getattr(response, "usage", None)
+        if usage is None:
+            return vectors, None
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        total = getattr(usage, "total_tokens", None)
+        return vectors, EmbeddingTokenUsage(prompt, int(total) if total is not None else prompt)
+
+    def _read_failure(self, error: BaseException) -> ServiceFailure:
+        return read_stainless_failure(error, openai)
+
+
+def _float_vector(embedding: Any) -> list[float]:
+    """A vector as floats: the SDK decodes ``encoding_format="base64"`` answers to floats too,
+    but a service may still send a string, which is not a vector."""
+    if isinstance(embedding, str):
+        raise ValueError("the service sent a base64 embedding; ask for encoding_format='float'")
+    return [float(value) for value in embedding]
+
+
+class OpenAIEmbeddingModelSetup(BaseEmbeddingModelSetup):
+    """Which OpenAI embedding model to use; upstream's fields: ``encoding_format="float"``,
+    ``dimensions`` (text-embedding-3 and later), ``user``, ``additional_kwargs`` (sent with
+    the request)."""
+
+    encoding_format: str = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+    additional_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "encoding_format": self.encoding_format,
+            "dimensions": self.dimensions,
+            "user": self.user,
+            **self.additional_kwargs,
+        }

@@ -17,42 +17,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import re
-import threading
-import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
-import anyio
-import anyio.from_thread
 import anyio.to_thread
 from pydantic import Field, PrivateAttr
 
 from ..errors import ResourceError
-from ..logging import library_logger
 from ..resources import Resource, ResourceNotFoundError, ResourceType
 from .messages import ChatMessage, MessageRole
 from .prompts import Prompt, prompt_arguments
-from .retry import Retryable, RetryOutcome, RetryPolicy
+from .remote import RemoteService, overrides, run_async_from_sync
+from .retry import Retryable, RetryOutcome
 from .tools import Tool
-
-logger = library_logger()
-T = TypeVar("T")
 
 __all__ = [
     "BaseChatModelConnection",
     "BaseChatModelSetup",
     "RemoteChatModelConnection",
 ]
-
-
-def _overrides(cls: type, name: str, base: type) -> bool:
-    """Whether ``cls`` defines ``name`` itself rather than inheriting ``base``'s."""
-    return getattr(cls, name) is not getattr(base, name)
 
 
 class BaseChatModelConnection(Resource, ABC):
@@ -86,7 +72,7 @@ class BaseChatModelConnection(Resource, ABC):
         """The model's answer to ``messages`` (the primary contract). By default, the sync
         ``chat`` in a worker thread, for subclasses that implement only that."""
         cls = type(self)
-        if not _overrides(cls, "chat", BaseChatModelConnection):
+        if not overrides(cls, "chat", BaseChatModelConnection):
             raise NotImplementedError(f"{cls.__qualname__} implements neither achat nor chat")
         call = functools.partial(self.chat, messages, tools, **_with_schema(output_schema, kwargs))
         return await anyio.to_thread.run_sync(call)
@@ -101,10 +87,10 @@ class BaseChatModelConnection(Resource, ABC):
         """The model's answer, for sync callers: ``achat`` run on the event loop that started
         this thread (from the runtime's thread pool), or on a loop of its own."""
         cls = type(self)
-        if not _overrides(cls, "achat", BaseChatModelConnection):
+        if not overrides(cls, "achat", BaseChatModelConnection):
             raise NotImplementedError(f"{cls.__qualname__} implements neither achat nor chat")
         call = functools.partial(self.achat, messages, tools, output_schema, **kwargs)
-        return _run_async(self, call)
+        return run_async_from_sync(call, self.release_loop)
 
     async def release_loop(self) -> None:
         """Release what this connection holds for the running event loop (its async clients):
@@ -135,97 +121,13 @@ def _with_schema(output_schema: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs if output_schema is None else {**kwargs, "output_schema": output_schema}
 
 
-def _run_async(
-    connection: BaseChatModelConnection, call: Callable[[], Coroutine[Any, Any, T]]
-) -> T:
-    """Run ``call`` from sync code: on the event loop that started this worker thread (the
-    runtime's thread pool), else on a loop of its own, releasing what ``connection`` made for
-    that loop before it closes."""
-    if _in_worker_thread():
-        return anyio.from_thread.run(call)
-
-    async def on_own_loop() -> T:
-        try:
-            return await call()
-        finally:
-            await connection.release_loop()
-
-    return asyncio.run(on_own_loop())
-
-
-def _in_worker_thread() -> bool:
-    """Whether this thread is an anyio worker thread of a running event loop."""
-    try:
-        # Outside a worker thread this raises RuntimeError (NoEventLoopError in newer anyio);
-        # inside one it raises only if the waiting task was cancelled, which ends the call.
-        anyio.from_thread.check_cancelled()
-    except RuntimeError:
-        return False
-    return True
-
-
-_closing: set[asyncio.Task[Any]] = set()  # the event loop holds tasks only weakly
-
-
-def _close_on(loop: asyncio.AbstractEventLoop, closing: Coroutine[Any, Any, None]) -> None:
-    """Run ``closing`` (a client's close) on ``loop``, the loop its client belongs to."""
-    try:
-        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if loop is running:
-        task = loop.create_task(closing)
-        _closing.add(task)
-        task.add_done_callback(_closed)
-    elif loop.is_running():
-        asyncio.run_coroutine_threadsafe(closing, loop)
-    elif running is None and not loop.is_closed():
-        loop.run_until_complete(closing)
-    else:
-        closing.close()  # its loop is gone, and the client's connections with it
-
-
-def _closed(task: asyncio.Task[Any]) -> None:
-    _closing.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("closing a chat model client failed", error=repr(task.exception()))
-
-
-class RemoteChatModelConnection(BaseChatModelConnection):
-    """A connection to a model served over the network: bounded in-flight requests, retries
-    with backoff honouring ``Retry-After``, and a timeout per request.
-
-    ``max_retries`` retries after the first attempt; ``retry_wait_interval`` is the backoff's
-    base (seconds, doubling each retry, capped at ``max_retry_wait``, a server's
-    ``Retry-After`` wins); ``max_concurrency`` bounds the requests in flight at once (None: no
-    bound); ``timeout`` is per request, in seconds (0 or None: none).
+class RemoteChatModelConnection(RemoteService, BaseChatModelConnection):
+    """A chat model served over the network: bounded in-flight requests, retries with backoff
+    honouring ``Retry-After``, and a timeout per request (the fields of ``RemoteService``).
+    A subclass implements one request (``_request``) and says which errors are retryable
+    (``_classify``); the retries made are in the answer's ``extra_args`` (``retry_count``,
+    ``retry_wait_sec``).
     """
-
-    max_retries: int = Field(default=3, ge=0)
-    timeout: float | None = Field(default=60.0, ge=0)
-    max_concurrency: int | None = Field(default=None, ge=1)
-    retry_wait_interval: float = Field(default=1.0, ge=0)
-    max_retry_wait: float = Field(default=20.0, ge=0)
-    _limits: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = PrivateAttr(
-        default_factory=weakref.WeakKeyDictionary
-    )
-    _clients: weakref.WeakKeyDictionary[Any, Any] = PrivateAttr(
-        default_factory=weakref.WeakKeyDictionary
-    )
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_retries=self.max_retries,
-            base_delay=self.retry_wait_interval,
-            max_delay=self.max_retry_wait,
-        )
-
-    @property
-    def request_timeout(self) -> float | None:
-        """The per-request timeout to give a client (None: wait as long as it takes)."""
-        return self.timeout or None
 
     async def achat(
         self,
@@ -235,92 +137,15 @@ class RemoteChatModelConnection(BaseChatModelConnection):
         **kwargs: Any,
     ) -> ChatMessage:
         outcome = RetryOutcome()
-        try:
-            async with self._slot():
-                answer = await self.retry_policy.run(
-                    functools.partial(
-                        self._request, list(messages), tools or [], output_schema, kwargs
-                    ),
-                    self._classify,
-                    outcome=outcome,
-                )
-        except Exception as error:
-            if outcome.retries:
-                # The retries spent on a request that failed still count (and are journaled
-                # with the error, as its attributes).
-                with contextlib.suppress(AttributeError, TypeError):
-                    error.retry_count = outcome.retries  # type: ignore[attr-defined]
-                    error.retry_wait_sec = outcome.waited  # type: ignore[attr-defined]
-            raise
+        answer = await self.call_with_retries(
+            functools.partial(self._request, list(messages), tools or [], output_schema, kwargs),
+            self._classify,
+            outcome,
+        )
         if outcome.retries:
             answer.extra_args["retry_count"] = outcome.retries
             answer.extra_args["retry_wait_sec"] = outcome.waited
         return answer
-
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> Any:
-        if self.max_concurrency is None:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            limit = self._limits.get(loop)
-            if limit is None:
-                limit = self._limits[loop] = asyncio.Semaphore(self.max_concurrency)
-        async with limit:
-            yield
-
-    def client_for_loop(self, make: Callable[[], Any]) -> Any:
-        """The async client of this connection for the running event loop (made with ``make``
-        on first use): async clients belong to the loop they were made on."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._clients.get(loop)
-            if client is None:
-                client = self._clients[loop] = make()
-        return client
-
-    def clients(self) -> list[Any]:
-        """The clients ``client_for_loop`` made and that are not closed yet."""
-        with self._lock:
-            return list(self._clients.values())
-
-    async def _close_client(self, client: Any) -> None:
-        """Close one client made by ``client_for_loop`` (the official SDKs' async clients all
-        close with ``await client.close()``)."""
-        closer = getattr(client, "aclose", None) or getattr(client, "close", None)
-        if callable(closer):
-            result = closer()
-            if asyncio.iscoroutine(result):
-                await result
-
-    def close(self) -> None:
-        """Close the clients. Sync: a client of the running loop is closed by a task on it, one
-        of another running loop by that loop, one of a stopped loop on it here."""
-        for loop, client in self._take_clients():
-            _close_on(loop, self._close_client(client))
-
-    async def aclose(self) -> None:
-        """Close the clients, awaiting the close of those of the running loop."""
-        running = asyncio.get_running_loop()
-        for loop, client in self._take_clients():
-            if loop is running:
-                await self._close_client(client)
-            else:
-                _close_on(loop, self._close_client(client))
-
-    async def release_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._clients.pop(loop, None)
-        if client is not None:
-            await self._close_client(client)
-
-    def _take_clients(self) -> list[tuple[asyncio.AbstractEventLoop, Any]]:
-        with self._lock:
-            owned = list(self._clients.items())
-            self._clients.clear()
-        return owned
 
     @abstractmethod
     async def _request(
@@ -479,6 +304,6 @@ def is_sync_setup(setup: BaseChatModelSetup) -> bool:
     """Whether a setup answers only through a sync ``chat`` of its own (upstream's style), so
     the chat action runs it in the thread pool."""
     cls = type(setup)
-    return _overrides(cls, "chat", BaseChatModelSetup) and not _overrides(
+    return overrides(cls, "chat", BaseChatModelSetup) and not overrides(
         cls, "achat", BaseChatModelSetup
     )

@@ -13,6 +13,8 @@ _INTEGRATIONS = "flink_agents_async.integrations"
 class ResourceName:
     """Class paths of the built-in resources, by kind."""
 
+    MCP_SERVER = f"{_INTEGRATIONS}.mcp.MCPServer"
+
     class ChatModel:
         OPENAI_CONNECTION = f"{_INTEGRATIONS}.openai.OpenAIChatModelConnection"
         OPENAI_SETUP = f"{_INTEGRATIONS}.openai.OpenAIChatModelSetup"
@@ -27,10 +29,17 @@ class ResourceName:
         OLLAMA_CONNECTION = f"{_INTEGRATIONS}.ollama.OllamaChatModelConnection"
         OLLAMA_SETUP = f"{_INTEGRATIONS}.ollama.OllamaChatModelSetup"
 
+    class EmbeddingModel:
+        OPENAI_CONNECTION = f"{_INTEGRATIONS}.openai.OpenAIEmbeddingModelConnection"
+        OPENAI_SETUP = f"{_INTEGRATIONS}.openai.OpenAIEmbeddingModelSetup"
+        OLLAMA_CONNECTION = f"{_INTEGRATIONS}.ollama.OllamaEmbeddingModelConnection"
+        OLLAMA_SETUP = f"{_INTEGRATIONS}.ollama.OllamaEmbeddingModelSetup"
+
 
 # Upstream's class paths of the same integrations, so descriptors written with them as strings
 # (``clazz="flink_agents.integrations...."``) find ours.
 _UPSTREAM_CHAT = "flink_agents.integrations.chat_models"
+_UPSTREAM_EMBEDDING = "flink_agents.integrations.embedding_models"
 UPSTREAM_CLASS_PATHS: dict[str, str] = {
     f"{_UPSTREAM_CHAT}.openai.openai_chat_model.OpenAIChatModelConnection": (
         ResourceName.ChatModel.OPENAI_CONNECTION
@@ -58,4 +67,17 @@ UPSTREAM_CLASS_PATHS: dict[str, str] = {
         ResourceName.ChatModel.OLLAMA_CONNECTION
     ),
     f"{_UPSTREAM_CHAT}.ollama_chat_model.OllamaChatModelSetup": ResourceName.ChatModel.OLLAMA_SETUP,
+    f"{_UPSTREAM_EMBEDDING}.openai_embedding_model.OpenAIEmbeddingModelConnection": (
+        ResourceName.EmbeddingModel.OPENAI_CONNECTION
+    ),
+    f"{_UPSTREAM_EMBEDDING}.openai_embedding_model.OpenAIEmbeddingModelSetup": (
+        ResourceName.EmbeddingModel.OPENAI_SETUP
+    ),
+    f"{_UPSTREAM_EMBEDDING}.local.ollama_embedding_model.OllamaEmbeddingModelConnection": (
+        ResourceName.EmbeddingModel.OLLAMA_CONNECTION
+    ),
+    f"{_UPSTREAM_EMBEDDING}.local.ollama_embedding_model.OllamaEmbeddingModelSetup": (
+        ResourceName.EmbeddingModel.OLLAMA_SETUP
+    ),
 }
+UPSTREAM_CLASS_PATHS["flink_agents.integrations.mcp.mcp.MCPServer"] = ResourceName.MCP_SERVER

@@ -4,7 +4,8 @@
 protocols for their official Python clients to work against it unmodified:
 
 * OpenAI Chat Completions (``POST /v1/chat/completions``, plain and ``stream=true``) and
-  embeddings (``POST /v1/embeddings``);
+  embeddings (``POST /v1/embeddings``; deterministic vectors, ``fake_embedding``, unless a
+  failure is scripted for the model);
 * Anthropic Messages (``POST /v1/messages``, plain and ``stream=true``);
 * Ollama's native API (``POST /api/chat``, ``POST /api/embed``, ``GET /api/tags``, ...).
 
@@ -983,13 +984,14 @@ class _State:
             with self.lock:
                 self.in_flight -= 1
 
-    def pop_scripted(self, model: str) -> Reply | None:
-        """The next scripted reply: the model's own script first, then the shared one."""
+    def pop_scripted(self, model: str, *, shared: bool = True) -> Reply | None:
+        """The next scripted reply: the model's own script first, then (with ``shared``) the
+        shared one."""
         with self.lock:
             queue = self.model_scripts.get(model)
             if queue:
                 return queue.popleft()
-            return self.script.popleft() if self.script else None
+            return self.script.popleft() if shared and self.script else None
 
     async def reply_for(self, request: ModelRequest) -> Reply:
         scripted = self.pop_scripted(request.model)
@@ -1211,10 +1213,15 @@ class _App:
         self.state.record(model_request)
         dimensions = int(body.get("dimensions") or self.state.dimensions)
         with self.state.in_flight_request():
-            if self.state.latency > 0 and not await _pause(
-                self.state.latency, request.receive, self.stopping
-            ):
+            # A reply scripted for this model name (``script(..., model=...)``; the shared
+            # queue is the chat requests') answers an embedding request as it says: an error,
+            # a drop or a raw body. What an embedding test scripts is how the service fails.
+            scripted = self.state.pop_scripted(model_request.model, shared=False)
+            delay = self.state.latency + (scripted.delay if scripted is not None else 0.0)
+            if delay > 0 and not await _pause(delay, request.receive, self.stopping):
                 return _error_response(protocol, 503, "ModelServer is shutting down")
+            if scripted is not None:
+                return self._render(protocol, scripted, model_request)
             if protocol == "openai":
                 return JSONResponse(_OpenAI.embeddings(model_request, dimensions))
             return JSONResponse(_Ollama.embed(model_request, dimensions))
