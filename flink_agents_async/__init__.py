@@ -72,6 +72,8 @@ from .errors import (
 from .events import (
     ChatRequestEvent,
     ChatResponseEvent,
+    ContextRetrievalRequestEvent,
+    ContextRetrievalResponseEvent,
     Event,
     EventType,
     InputEvent,
@@ -115,6 +117,15 @@ from .llm.vector_stores import (
 )
 from .local.service import RunHandle, ServiceRuntime
 from .logging import configure_logging
+from .long_term_memory import (
+    BaseLongTermMemory,
+    CompactionConfig,
+    DatetimeRange,
+    LongTermMemoryBackend,
+    LongTermMemoryOptions,
+    MemorySet,
+    MemorySetItem,
+)
 from .memory import MemoryObject, MemoryRef, MemoryType
 from .metrics import Counter, Gauge, Histogram, Meter, MetricGroup
 from .resources import (
@@ -141,18 +152,23 @@ __all__ = [
     "BaseChatModelSetup",
     "BaseEmbeddingModelConnection",
     "BaseEmbeddingModelSetup",
+    "BaseLongTermMemory",
     "BaseVectorStore",
     "ChatMessage",
     "ChatRequestEvent",
     "ChatResponseEvent",
     "CollectionManageableVectorStore",
     "CollectionNotFoundError",
+    "CompactionConfig",
     "ConditionEvaluationFailureStrategy",
     "ConfigOption",
     "Configuration",
     "ConfigurationError",
+    "ContextRetrievalRequestEvent",
+    "ContextRetrievalResponseEvent",
     "ContextUsageError",
     "Counter",
+    "DatetimeRange",
     "Document",
     "DurableContextError",
     "EmbeddingResult",
@@ -174,9 +190,13 @@ __all__ = [
     "JournalWriteError",
     "KeyHaltedError",
     "LoggerType",
+    "LongTermMemoryBackend",
+    "LongTermMemoryOptions",
     "MemoryEventOptions",
     "MemoryObject",
     "MemoryRef",
+    "MemorySet",
+    "MemorySetItem",
     "MemoryType",
     "MessageRole",
     "Meter",

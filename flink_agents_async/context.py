@@ -65,7 +65,8 @@ class RunnerContext(ABC):
     @property
     @abstractmethod
     def long_term_memory(self) -> Any:
-        """Long-term (vector) memory. Not available in this runtime yet."""
+        """The key's long-term memory: memory sets searched by meaning, kept in the vector store
+        ``LongTermMemoryOptions`` names (a ``BaseLongTermMemory``)."""
 
     @property
     @abstractmethod

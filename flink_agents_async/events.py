@@ -43,10 +43,13 @@ from pydantic_core import PydanticSerializationError
 
 from . import rows
 from .llm.messages import ChatMessage
+from .llm.vector_stores import Document
 
 __all__ = [
     "ChatRequestEvent",
     "ChatResponseEvent",
+    "ContextRetrievalRequestEvent",
+    "ContextRetrievalResponseEvent",
     "Event",
     "EventType",
     "InputEvent",
@@ -570,6 +573,29 @@ class ToolResponseEvent(_PositionalEvent):
         return self
 
 
+class ContextRetrievalRequestEvent(_PositionalEvent):
+    """Ask the vector store named ``vector_store`` (a resource) for the ``max_results``
+    documents closest in meaning to ``query``; the built-in context-retrieval action answers
+    with a ``ContextRetrievalResponseEvent``."""
+
+    EVENT_TYPE: ClassVar[str] = "_context_retrieval_request_event"
+    _POSITIONAL: ClassVar[tuple[str, ...]] = ("query", "vector_store", "max_results")
+    query: str
+    vector_store: str
+    max_results: int = Field(default=3, ge=1)
+
+
+class ContextRetrievalResponseEvent(_PositionalEvent):
+    """The documents found for the ``ContextRetrievalRequestEvent`` with id ``request_id``,
+    best first."""
+
+    EVENT_TYPE: ClassVar[str] = "_context_retrieval_response_event"
+    _POSITIONAL: ClassVar[tuple[str, ...]] = ("request_id", "query", "documents")
+    request_id: UUID
+    query: str
+    documents: list[Document] = Field(default_factory=list)
+
+
 class EventType:
     """The type strings of the built-in events, for ``@action(EventType.InputEvent)``."""
 
@@ -579,3 +605,5 @@ class EventType:
     ChatResponseEvent = ChatResponseEvent.EVENT_TYPE
     ToolRequestEvent = ToolRequestEvent.EVENT_TYPE
     ToolResponseEvent = ToolResponseEvent.EVENT_TYPE
+    ContextRetrievalRequestEvent = ContextRetrievalRequestEvent.EVENT_TYPE
+    ContextRetrievalResponseEvent = ContextRetrievalResponseEvent.EVENT_TYPE

@@ -13,13 +13,17 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .errors import ResourceError
 from .llm.names import UPSTREAM_CLASS_PATHS
+from .logging import library_logger
 
 if TYPE_CHECKING:
     from .metrics import MetricGroup
+
+logger = library_logger()
 
 __all__ = [
     "Resource",
@@ -76,6 +80,7 @@ class Resource(BaseModel):
     get_resource: Callable[[str, ResourceType], Any] | None = Field(default=None, exclude=True)
     resource_context: ResourceContext | None = Field(default=None, exclude=True)
     _metric_group: MetricGroup | None = PrivateAttr(default=None)
+    _resource_name: str | None = PrivateAttr(default=None)
 
     @classmethod
     def resource_type(cls) -> ResourceType:
@@ -87,6 +92,17 @@ class Resource(BaseModel):
     @property
     def metric_group(self) -> MetricGroup | None:
         return self._metric_group
+
+    @property
+    def resource_name(self) -> str | None:
+        """The name the resource was declared under (set by the runtime that created it)."""
+        return self._resource_name
+
+    def provide(self, resource_type: ResourceType, name: str) -> Any:
+        """A resource this one provides under its own name (an MCP server's tools and
+        prompts): the runtime asks its ``MCP_SERVER`` resources for a tool or prompt no one
+        declared. Raises ``ResourceNotFoundError`` (saying what it does provide) otherwise."""
+        raise ResourceNotFoundError(f"{type(self).__name__} provides no {resource_type.value}s")
 
     def open(self) -> None:
         """Called once, after the runtime created the resource."""
@@ -196,15 +212,57 @@ class ResourceCache:
                 return self._instances[slot]
             if self._closed:
                 raise ResourceError(f"resource {name!r} requested after the runtime closed")
-            if slot not in self._declarations:
-                known = sorted(f"{kind.value}:{known}" for kind, known in self._declarations)
-                raise ResourceNotFoundError(
-                    f"Resource not found: {name!r} of type {slot[0].value}; declared: "
-                    f"{', '.join(known) or 'none'}"
-                )
-            instance = self._create(slot, self._declarations[slot])
+            if slot in self._declarations:
+                instance = self._create(slot, self._declarations[slot])
+            else:
+                instance = self._provided(slot)
             self._instances[slot] = instance
             return instance
+
+    def _provided(self, slot: tuple[ResourceType, str]) -> Any:
+        """A tool or prompt no one declared, from the declared MCP servers that provide it."""
+        resource_type, name = slot
+        known = sorted(f"{kind.value}:{known}" for kind, known in self._declarations)
+        message = (
+            f"Resource not found: {name!r} of type {resource_type.value}; declared: "
+            f"{', '.join(known) or 'none'}"
+        )
+        providers = [
+            provider
+            for kind, provider in self._declarations
+            if kind is ResourceType.MCP_SERVER
+            and resource_type in (ResourceType.TOOL, ResourceType.PROMPT)
+        ]
+        notes: list[str] = []
+        unreachable: ResourceError | None = None
+        for provider in providers:
+            try:
+                server = self.get(provider, ResourceType.MCP_SERVER)
+                if not callable(getattr(server, "provide", None)):
+                    continue  # not a Resource: it provides nothing
+                return server.provide(resource_type, name)
+            except ResourceNotFoundError as error:
+                notes.append(str(error))
+            except ResourceError as error:
+                unreachable = unreachable or error
+                notes.append(str(error))
+        if unreachable is not None:  # it may be the one that has it
+            raise ResourceError(
+                f"{resource_type.value} {name!r} is not declared, and the MCP servers cannot "
+                f"provide it: {'; '.join(notes)}"
+            ) from unreachable
+        raise ResourceNotFoundError("; ".join([message, *notes]))
+
+    async def warm_up(self, resource_type: ResourceType) -> None:
+        """Create the declared resources of ``resource_type`` now, each in a worker thread, so
+        that opening them (an MCP server connecting) does not hold up the event loop later. One
+        that fails is logged, and created (or failing) again when first used."""
+        for kind, name in list(self._declarations):
+            if kind is resource_type:
+                try:
+                    await anyio.to_thread.run_sync(self.get, name, kind)
+                except Exception as error:
+                    logger.warning("resource could not be opened", resource=name, error=str(error))
 
     def _create(self, slot: tuple[ResourceType, str], declaration: Any) -> Any:
         resource_type, name = slot
@@ -214,6 +272,7 @@ class ResourceCache:
             else:
                 instance = declaration
             if isinstance(instance, Resource):
+                instance._resource_name = name
                 if instance.get_resource is None:
                     instance.get_resource = self.get
                 if instance.resource_context is None:
@@ -257,6 +316,16 @@ class ResourceCache:
             except Exception as error:  # keep closing the others
                 errors.append(error)
         return errors
+
+    async def release_loop(self) -> None:
+        """Let every created resource release what it made for the running event loop (a
+        sync call ran on a loop of its own, which closes next)."""
+        with self._lock:
+            instances = list(self._instances.values())
+        for instance in instances:
+            release = getattr(instance, "release_loop", None)
+            if callable(release):
+                await release()
 
     def _take_all(self) -> list[Any]:
         """The created resources, newest first, and no more handed out."""

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..memory import MemoryObject
     from ..metrics import MetricGroup
     from ..resources import ResourceType
+    from ..vector_store_memory import VectorStoreLongTermMemory
     from .run import Run
 
 __all__ = ["ActionContext"]
@@ -78,11 +79,9 @@ class ActionContext(RunnerContext):
         return self._run.short_term_view
 
     @property
-    def long_term_memory(self) -> Any:
-        raise NotImplementedError(
-            "long-term memory is not available in flink-agents-async yet; keep per-key state in "
-            "ctx.short_term_memory"
-        )
+    def long_term_memory(self) -> VectorStoreLongTermMemory:
+        self._run.check_usable("long_term_memory")
+        return self._run.long_term_memory
 
     @property
     def agent_metric_group(self) -> MetricGroup:

@@ -49,6 +49,7 @@ from .action_context import ActionContext
 if TYPE_CHECKING:
     from ..agent import ActionSpec
     from ..durable import CallRecorder
+    from ..vector_store_memory import VectorStoreLongTermMemory
     from .actor import Actor, InputItem
     from .system import ActorSystem
 
@@ -103,6 +104,7 @@ class Run:
         "inflight",
         "item",
         "key",
+        "long_term",
         "next_slot",
         "number",
         "outputs",
@@ -149,6 +151,8 @@ class Run:
         self._short_term_view: MemoryObject | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self.scratch: dict[str, Any] | None = None  # state of the run's built-in actions
+        # The key's long-term memory as this run sees it (made when the run first asks).
+        self.long_term: VectorStoreLongTermMemory | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -207,6 +211,13 @@ class Run:
         if view is None:
             view = self._short_term_view = MemoryObject(self.actor.short_term, owner=self)
         return view
+
+    @property
+    def long_term_memory(self) -> VectorStoreLongTermMemory:
+        memory = self.long_term
+        if memory is None:
+            memory = self.long_term = self.system.long_term.for_run(self.key, self.item.seq)
+        return memory
 
     def check_usable(self, operation: str) -> None:
         """Raise ``ContextUsageError`` if this run's context is used after the run ended or
@@ -378,11 +389,37 @@ class Run:
             return
         if self.failure is None and (self.pending or self.pump_scheduled):
             return
+        if self.failure is not None and self._must_undo_long_term():
+            self._undo_long_term()
+            return
         self.finished = True
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
         self.actor.run_finished(self)
+
+    def _must_undo_long_term(self) -> bool:
+        """Whether a failed run must forget what it wrote to long-term memory: it wrote some,
+        or its input was recovered after a crash (whose attempt may have). Not at shutdown:
+        the input stays accepted and runs again."""
+        if self.system.closing or self.system.long_term.store_name is None:
+            return False
+        memory = self.long_term
+        if memory is not None and memory.undone:
+            return False
+        return (memory is not None and memory.wrote) or bool(self.item.calls)
+
+    def _undo_long_term(self) -> None:
+        task = self.system.loop.create_task(self.long_term_memory.undo())
+        self._track(task, self._undone)
+
+    def _undone(self, task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "a failed run's long-term memory writes could not be undone",
+                key=self.key, run=self.number, error=repr(task.exception()),
+            )  # fmt: skip
+        self._durable_done(task)
 
     # -- durable calls ----------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ from ..journal.store import DONE
 from ..logging import library_logger
 from ..memory import MemoryStore, MemoryType
 from ..metrics import BuiltinMetrics
-from ..resources import ResourceCache, configured_arguments
+from ..resources import ResourceCache, ResourceType, configured_arguments
+from ..vector_store_memory import LongTermMemoryProvider
 from .actor import Actor, InputItem, Settled
 from .host_hooks import NO_HOOKS, HostHooks
 from .passivation import Passivation
@@ -77,6 +78,8 @@ class ActorSystem:
             dict(plan.resources), self.metrics.agent, configured_arguments(config)
         )
         self.settings = settings if settings is not None else RuntimeSettings.from_config(config)
+        # Each run's ``ctx.long_term_memory`` (made when a run first asks for it).
+        self.long_term = LongTermMemoryProvider.from_config(config, self.resources)
         self.thread_limiter = anyio.CapacityLimiter(self.settings.async_threads)
         journal.thread_limiter = self.thread_limiter
         self.actors: dict[Hashable, Actor] = {}
@@ -122,7 +125,9 @@ class ActorSystem:
         return memory
 
     async def open(self, mode: str) -> RecoveredJournal:
-        """Open the journal and restore every key it knows to its last committed state."""
+        """Open the journal and restore every key it knows to its last committed state; connect
+        the MCP servers (off the loop, so that runs find their tools without waiting)."""
+        await self.resources.warm_up(ResourceType.MCP_SERVER)
         recovered = await self.journal.open(
             self.loop, {"agent": self.plan.agent_name, "mode": mode}
         )

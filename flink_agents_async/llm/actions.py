@@ -1,5 +1,5 @@
-"""The built-in actions every agent's plan carries: the chat-model action and the tool-call
-action, as upstream Flink Agents adds them.
+"""The built-in actions every agent's plan carries: the chat-model action, the tool-call action
+and the context-retrieval action (``llm.retrieval``), as upstream Flink Agents adds them.
 
 * ``chat_model_action`` (on ``ChatRequestEvent`` and ``ToolResponseEvent``): asks the setup the
   request names; an answer with tool calls becomes a ``ToolRequestEvent`` and, once its
@@ -36,11 +36,18 @@ from uuid import UUID, uuid5
 
 from ..config import AgentExecutionOptions
 from ..errors import FlinkAgentsAsyncError, ResourceError
-from ..events import ChatRequestEvent, ChatResponseEvent, ToolRequestEvent, ToolResponseEvent
+from ..events import (
+    ChatRequestEvent,
+    ChatResponseEvent,
+    ContextRetrievalRequestEvent,
+    ToolRequestEvent,
+    ToolResponseEvent,
+)
 from ..logging import library_logger
 from ..resources import ResourceType
 from .chat_models import BaseChatModelSetup, is_sync_setup
 from .messages import ChatMessage, MessageRole
+from .retrieval import CONTEXT_RETRIEVAL_ACTION, process_context_retrieval_request
 from .schema import STRUCTURED_OUTPUT, StructuredOutput, resolve_output_schema
 from .tools import InjectedArg, Tool, ToolParameterSource
 
@@ -459,5 +466,10 @@ BUILT_IN_ACTIONS: tuple[tuple[str, tuple[str, ...], Any], ...] = (
         process_chat_request_or_tool_response,
     ),
     (TOOL_CALL_ACTION, (ToolRequestEvent.EVENT_TYPE,), process_tool_request),
+    (
+        CONTEXT_RETRIEVAL_ACTION,
+        (ContextRetrievalRequestEvent.EVENT_TYPE,),
+        process_context_retrieval_request,
+    ),
 )
 """(name, event types, function) of each built-in action, in plan order."""
