@@ -130,7 +130,7 @@ class AnthropicChatModelConnection(ProviderChatModelConnection):
     def _answer(self, response: Any, request: PreparedRequest) -> ChatMessage:
         content = getattr(response, "content", None)
         if not isinstance(content, list):
-            raise self.unreadable(request, f"it holds no content blocks: {response!r:.300}")
+            raise self.unreadable(request.model, f"it holds no content blocks: {response!r:.300}")
         blocks = [plain_block(block) for block in content]
         text = "".join(block["text"] for block in blocks if block.get("type") == "text")
         calls = [
