@@ -265,15 +265,22 @@ class BaseChatModelSetup(Resource, ABC):
         prompt = self._prompt()
         if prompt is None:
             return list(messages)
-        prepared = prompt.format_messages(
+        filled = prompt.format_messages(
             MessageRole.SYSTEM, **prompt_arguments(messages, prompt_args)
         )
-        prepared.extend(
-            message
-            for message in messages
-            if message.content or message.role == MessageRole.ASSISTANT or message.tool_calls
+        return _with_request_messages(filled, messages)
+
+    async def aprepare(
+        self, messages: Sequence[ChatMessage], prompt_args: Mapping[str, Any] | None = None
+    ) -> list[ChatMessage]:
+        """``prepare`` without blocking the loop on a prompt fetched from a server."""
+        prompt = self._prompt()
+        if prompt is None:
+            return list(messages)
+        filled = await prompt.aformat_messages(
+            MessageRole.SYSTEM, **prompt_arguments(messages, prompt_args)
         )
-        return prepared
+        return _with_request_messages(filled, messages)
 
     async def achat(
         self,
@@ -284,7 +291,7 @@ class BaseChatModelSetup(Resource, ABC):
         """The model's answer to ``messages`` with this setup's prompt, tools and arguments."""
         arguments = {**self.model_kwargs, **kwargs}
         return await self._connection().achat(
-            self.prepare(messages, prompt_args), tools=self._tools(), **arguments
+            await self.aprepare(messages, prompt_args), tools=self._tools(), **arguments
         )
 
     def chat(
@@ -298,6 +305,19 @@ class BaseChatModelSetup(Resource, ABC):
         return self._connection().chat(
             self.prepare(messages, prompt_args), tools=self._tools(), **arguments
         )
+
+
+def _with_request_messages(
+    filled: list[ChatMessage], messages: Sequence[ChatMessage]
+) -> list[ChatMessage]:
+    """The filled prompt, then the request's messages (those left empty only carried prompt
+    arguments)."""
+    filled.extend(
+        message
+        for message in messages
+        if message.content or message.role == MessageRole.ASSISTANT or message.tool_calls
+    )
+    return filled
 
 
 def is_sync_setup(setup: BaseChatModelSetup) -> bool:

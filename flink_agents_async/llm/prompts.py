@@ -65,6 +65,13 @@ class Prompt(SerializableResource, ABC):
         """The template filled into chat messages; a text template becomes one message of
         ``role``."""
 
+    async def aformat_messages(
+        self, role: MessageRole = MessageRole.SYSTEM, **kwargs: Any
+    ) -> list[ChatMessage]:
+        """``format_messages`` for async callers; a prompt that fetches its template (an MCP
+        server's) overrides it to fetch without blocking the loop."""
+        return self.format_messages(role, **kwargs)
+
 
 class LocalPrompt(Prompt):
     """A prompt whose template is held here: a string or a list of ``ChatMessage``."""

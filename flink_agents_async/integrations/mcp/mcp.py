@@ -161,8 +161,11 @@ class MCPPrompt(Prompt):
         """The server's messages for these arguments (each with the role the server gives)."""
         return self._server().get_prompt(self.name, self._arguments(kwargs))
 
-    async def aformat_messages(self, **kwargs: Any) -> list[ChatMessage]:
-        """``format_messages`` for async callers."""
+    async def aformat_messages(
+        self, role: MessageRole = MessageRole.SYSTEM, **kwargs: Any
+    ) -> list[ChatMessage]:
+        """``format_messages`` for async callers (the chat action's): without blocking the
+        loop."""
         return await self._server().aget_prompt(self.name, self._arguments(kwargs))
 
     def close(self) -> None:
