@@ -34,6 +34,8 @@ class ResourceName:
         OPENAI_SETUP = f"{_INTEGRATIONS}.openai.OpenAIEmbeddingModelSetup"
         OLLAMA_CONNECTION = f"{_INTEGRATIONS}.ollama.OllamaEmbeddingModelConnection"
         OLLAMA_SETUP = f"{_INTEGRATIONS}.ollama.OllamaEmbeddingModelSetup"
+        LOCAL_CONNECTION = f"{_INTEGRATIONS}.local_embeddings.LocalEmbeddingModelConnection"
+        LOCAL_SETUP = f"{_INTEGRATIONS}.local_embeddings.LocalEmbeddingModelSetup"
 
 
 # Upstream's class paths of the same integrations, so descriptors written with them as strings
