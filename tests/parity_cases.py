@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,8 +25,12 @@ from flink_agents_async import (
     ChatMessage,
     ChatRequestEvent,
     ChatResponseEvent,
+    ContextRetrievalRequestEvent,
+    ContextRetrievalResponseEvent,
+    Document,
     Event,
     InputEvent,
+    LongTermMemoryOptions,
     MemoryRef,
     OutputEvent,
     ResourceDescriptor,
@@ -33,7 +39,10 @@ from flink_agents_async import (
     action,
     chat_model_connection,
     chat_model_setup,
+    embedding_model_connection,
+    embedding_model_setup,
     tool,
+    vector_store,
 )
 
 
@@ -459,7 +468,118 @@ LLM = Case(
 )
 
 
-CASES = [VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT, RETRIES, LLM]
+def _fresh_store_settings(knowledge: list[str]) -> dict[str, Any]:
+    """A new store directory (one per run of a case: each host starts from the same state),
+    holding ``knowledge``, with word-count embeddings."""
+    from knowledge_helpers import WordCounts
+
+    from flink_agents_async.integrations.local_vector_store import LocalVectorStore
+
+    path = tempfile.mkdtemp(prefix="parity-store-")
+    atexit.register(shutil.rmtree, path, True)
+
+    async def fill() -> None:
+        vectors = await WordCounts().aembed(knowledge)
+        store = LocalVectorStore(path=path)
+        try:
+            await store.aadd(
+                [
+                    Document(content=text, embedding=vector)
+                    for text, vector in zip(knowledge, vectors, strict=True)
+                ]
+            )
+        finally:
+            await store.aclose()
+
+    if knowledge:
+        asyncio.run(fill())
+    return {
+        "LocalVectorStore.path": path,
+        LongTermMemoryOptions.EXTERNAL_VECTOR_STORE_NAME.key: "knowledge",
+    }
+
+
+class KnowledgeAgent(Agent):
+    """A word-count embedder and the embedded store (its path comes from the configuration)."""
+
+    @embedding_model_connection
+    @staticmethod
+    def words() -> ResourceDescriptor:
+        return ResourceDescriptor(clazz="knowledge_helpers.WordCounts")
+
+    @embedding_model_setup
+    @staticmethod
+    def embedder() -> ResourceDescriptor:
+        return ResourceDescriptor(
+            clazz="knowledge_helpers.WordCountSetup", connection="words", model="words"
+        )
+
+    @vector_store
+    @staticmethod
+    def knowledge() -> ResourceDescriptor:
+        return ResourceDescriptor(
+            clazz=ResourceName.VectorStore.LOCAL_VECTOR_STORE, embedding_model="embedder"
+        )
+
+
+class RagAgent(KnowledgeAgent):
+    @action(InputEvent)
+    @staticmethod
+    def ask(event: InputEvent, ctx: RunnerContext) -> None:
+        ctx.send_event(ContextRetrievalRequestEvent(event.input["q"], "knowledge", max_results=1))
+
+    @action(ContextRetrievalResponseEvent)
+    @staticmethod
+    def answer(event: ContextRetrievalResponseEvent, ctx: RunnerContext) -> None:
+        ctx.send_event(OutputEvent(output=[document.content for document in event.documents]))
+
+
+RAG = Case(
+    "rag_context_retrieval",
+    RagAgent,
+    [{"user": "s", "q": "my cat?"}, {"user": "t", "q": "rain?"}, {"user": "s", "q": "stocks?"}],
+    field_user,
+    {"s": [["cats are pets"], ["stock market prices move"]], "t": [["rain is weather"]]},
+    config=lambda: _fresh_store_settings(
+        ["cats are pets", "stock market prices move", "rain is weather"]
+    ),
+)
+
+
+class RememberingAgent(KnowledgeAgent):
+    @action(InputEvent)
+    @staticmethod
+    async def remember(event: InputEvent, ctx: RunnerContext) -> None:
+        memory_set = ctx.long_term_memory.get_memory_set("facts")
+        await memory_set.aadd(event.input["fact"])
+        found = await memory_set.asearch("which pet?", limit=1)
+        items = await memory_set.aget()
+        ctx.send_event(OutputEvent(output=[[i.value for i in items], found[0].value]))
+
+
+LONG_TERM_MEMORY = Case(
+    "long_term_memory",
+    RememberingAgent,
+    [
+        {"user": "s", "fact": "s likes tea"},
+        {"user": "t", "fact": "t has a dog as a pet"},
+        {"user": "s", "fact": "s has a cat as a pet"},
+    ],
+    field_user,
+    {
+        "s": [
+            [["s likes tea"], "s likes tea"],
+            [["s likes tea", "s has a cat as a pet"], "s has a cat as a pet"],
+        ],
+        "t": [[["t has a dog as a pet"], "t has a dog as a pet"]],
+    },
+    config=lambda: _fresh_store_settings([]),
+)
+
+
+CASES = [
+    VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT, RETRIES, LLM, RAG, LONG_TERM_MEMORY
+]  # fmt: skip
 
 
 def run_locally(case: Case) -> list[tuple[Any, Any]]:
