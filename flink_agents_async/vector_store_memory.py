@@ -24,6 +24,7 @@ items (their ``ltm_run`` tells which), and compaction deletes the items it summa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 from collections import Counter
@@ -40,7 +41,12 @@ from .llm.chat_models import BaseChatModelSetup
 from .llm.embedding_models import BaseEmbeddingModelSetup
 from .llm.messages import ChatMessage, MessageRole
 from .llm.prompts import Prompt
-from .llm.vector_stores import BaseVectorStore, Document, VectorStoreQuery
+from .llm.vector_stores import (
+    BaseVectorStore,
+    CollectionNotFoundError,
+    Document,
+    VectorStoreQuery,
+)
 from .logging import library_logger
 from .long_term_memory import (
     BaseLongTermMemory,
@@ -182,7 +188,7 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
         with self._lock:
             existed = self._provider.sets.pop((self._key, name), None) is not None or existed
         self._wrote = True
-        await self._provider.store().adelete(filters=self._scope(memory_set))
+        await _delete(self._provider.store(), filters=self._scope(memory_set))
         return existed
 
     # -- items ------------------------------------------------------------------------------
@@ -233,14 +239,15 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
         store = self._provider.store()
         if ids is not None:
             wanted = [ids] if isinstance(ids, str) else list(ids)
-            documents = await store.aget(
+            documents = await _get(
+                store,
                 ids=[self._doc_id(memory_set.name, item_id) for item_id in wanted],
                 filters=self._scope(memory_set),
             )
             items = [self._item(memory_set, document) for document in documents]
             return items[0] if isinstance(ids, str) and items else items
-        documents = await store.aget(
-            filters={**(filters or {}), **self._scope(memory_set)}, limit=limit
+        documents = await _get(
+            store, filters={**(filters or {}), **self._scope(memory_set)}, limit=limit
         )
         items = [self._item(memory_set, document) for document in documents]
         items.sort(key=lambda item: item.created_at or datetime.min.replace(tzinfo=UTC))
@@ -258,27 +265,29 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
         embedder = self._provider.embedder()
         if embedder is not None:
             extra_args["query_embedding"] = await embedder.aembed(query)
-        result = await self._provider.store().aquery(
+        documents = await _query(
+            self._provider.store(),
             VectorStoreQuery(
                 query_text=query,
                 limit=limit,
                 filters={**(filters or {}), **self._scope(memory_set)},
                 extra_args=extra_args,
-            )
+            ),
         )
-        return [self._item(memory_set, document) for document in result.documents]
+        return [self._item(memory_set, document) for document in documents]
 
     async def adelete(self, memory_set: MemorySet, ids: str | list[str] | None = None) -> None:
         self._wrote = True
         store = self._provider.store()
         if ids is None:
-            await store.adelete(filters=self._scope(memory_set))
+            await _delete(store, filters=self._scope(memory_set))
             return
         wanted = [ids] if isinstance(ids, str) else list(ids)
-        await store.adelete(ids=[self._doc_id(memory_set.name, item_id) for item_id in wanted])
+        await _delete(store, ids=[self._doc_id(memory_set.name, item_id) for item_id in wanted])
 
     async def asize(self, memory_set: MemorySet) -> int:
-        documents = await self._provider.store().aget(filters=self._scope(memory_set), limit=None)
+        store = self._provider.store()
+        documents = await _get(store, filters=self._scope(memory_set), limit=None)
         return len(documents)
 
     # -- upstream's sync methods ------------------------------------------------------------
@@ -332,7 +341,7 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
     async def undo(self) -> None:
         """Forget every item this run (or a crashed attempt of its input) wrote."""
         self._undone = True
-        await self._provider.store().adelete(filters={"ltm_key": self._key, "ltm_run": self._run})
+        await _delete(self._provider.store(), filters={"ltm_key": self._key, "ltm_run": self._run})
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -428,8 +437,8 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
             for item_id in [self._new_id(memory_set.name, "\x01compacted\x01" + summary)]
         ]
         await self._embed(documents)
-        await self._provider.store().adelete(
-            ids=[self._doc_id(memory_set.name, item.id) for item in items]
+        await _delete(
+            self._provider.store(), ids=[self._doc_id(memory_set.name, item.id) for item in items]
         )
         await self._provider.store().aadd(documents)
 
@@ -480,6 +489,29 @@ def _on_own_loop(call: Callable[[], Awaitable[T]], resources: ResourceCache) -> 
     if not succeeded:
         raise value
     return value
+
+
+# A memory nobody wrote yet has no collection in a store that makes collections on first add:
+# reading or deleting from it finds nothing, instead of failing.
+
+
+async def _get(store: BaseVectorStore, **arguments: Any) -> list[Document]:
+    try:
+        return await store.aget(**arguments)
+    except CollectionNotFoundError:
+        return []
+
+
+async def _query(store: BaseVectorStore, query: VectorStoreQuery) -> list[Document]:
+    try:
+        return (await store.aquery(query)).documents
+    except CollectionNotFoundError:
+        return []
+
+
+async def _delete(store: BaseVectorStore, **arguments: Any) -> None:
+    with contextlib.suppress(CollectionNotFoundError):
+        await store.adelete(**arguments)
 
 
 def _per_item(metadatas: Any, count: int, set_name: str) -> list[dict[str, Any]]:

@@ -105,6 +105,17 @@ LLM_EXAMPLES = {
     "react_agent.py": ["p1: score 5", "p1: score 1", "p2: score 1", "p2: score 5"],
     "product_suggestion.py": ["p1: scores ['33%', '0%', '0%', '0%', '67%']", "p2: scores"],
     "parallel_chat.py": ["1: customers say", "2: customers say"],
+    # Real semantic retrieval (the offline all-MiniLM-L6-v2 model): each question gets its own
+    # document, and the second session answers from what the first one remembered.
+    "rag_agent.py": [
+        "What is Python? => From the knowledge base: Python is a high-level",
+        "What is Apache Flink Agents? => From the knowledge base: Apache Flink Agents is",
+        "What is Apache Flink? => From the knowledge base: Apache Flink is a framework",
+    ],
+    "support_memory.py": [
+        "-- session 2\nalice: As you told me before: Please contact me by email",
+        "bob: As you told me before: I am vegetarian",
+    ],
 }
 
 

@@ -21,6 +21,7 @@ from flink_agents_async import (
     MessageRole,
     OutputEvent,
     ResourceDescriptor,
+    ResourceName,
     ResourceType,
     RunnerContext,
     action,
@@ -256,3 +257,34 @@ async def test_without_a_configured_store_the_error_says_what_to_set() -> None:
 
     with pytest.raises(Exception, match=r"long-term-memory\.external-vector-store-name"):
         await env.execute()
+
+
+async def test_a_memory_nobody_wrote_reads_as_empty(tmp_path: Any) -> None:
+    """The embedded store makes its collection on the first add: before that, a key's memory
+    is empty, not an error."""
+    pytest.importorskip("sqlite_vec")
+
+    class Reader(WithMemory):
+        @vector_store
+        @staticmethod
+        def memory() -> ResourceDescriptor:
+            return ResourceDescriptor(
+                clazz=ResourceName.VectorStore.LOCAL_VECTOR_STORE,
+                path=str(tmp_path),
+                embedding_model="embedder",
+            )
+
+        @action(InputEvent)
+        @staticmethod
+        async def read(event: InputEvent, ctx: RunnerContext) -> None:
+            memory_set = ctx.long_term_memory.get_memory_set("facts")
+            found = await memory_set.asearch("anything", limit=3)
+            await memory_set.adelete()
+            ctx.send_event(OutputEvent(output=[found, await memory_set.aget()]))
+
+    env = environment()
+    outputs = env.from_list([{"key": "k", "value": 1}]).apply(Reader()).to_list()
+
+    await env.execute()
+
+    assert outputs == [{"k": [[], []]}]

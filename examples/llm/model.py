@@ -113,6 +113,10 @@ def stand_in(request: Any) -> Any:
         return Reply(json.dumps({"aspect": aspect.group(1) if aspect else "?", "result": result}))
     if "customer support" in system:
         return _support_reply(request)
+    if "what you remember about this customer" in system:
+        return _remembering_reply(request)
+    if "based on the following context" in question.lower():
+        return _context_reply(question)
     if "summar" in system or "summar" in question.lower():
         return Reply(json.dumps({"summary": f"customers say: {question[:80]}"}))
     return Reply(f"echo: {question}")
@@ -133,6 +137,25 @@ def _support_reply(request: Any) -> Any:
     if order is not None and "lookup_order" in request.tools:
         return Reply.tools(ToolCall("lookup_order", {"order_id": order.group(1)}))
     return Reply("Happy to help! Which order is it about? Its id looks like A1001.")
+
+
+def _context_reply(question: str) -> Any:
+    """Answers from the first document of the context a RAG prompt carries."""
+    from flink_agents_async.testing import Reply
+
+    found = re.search(r"^1\. (.+)$", question, re.M)
+    return Reply(f"From the knowledge base: {found.group(1) if found else 'nothing relevant.'}")
+
+
+def _remembering_reply(request: Any) -> Any:
+    """Answers with the most relevant thing remembered about the customer."""
+    from flink_agents_async.testing import Reply
+
+    system = "\n".join(m.content for m in request.messages if m.role == "system")
+    found = re.search(r"^- (.+)$", system, re.M)
+    if found is None:
+        return Reply("Nice to meet you! How can I help?")
+    return Reply(f"As you told me before: {found.group(1)}")
 
 
 def _unhappy(text: str) -> bool:
