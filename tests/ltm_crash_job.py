@@ -42,9 +42,10 @@ def make_agent(mode: str) -> Agent:
         await memory_set.aadd(f"{event.input} (direct)")
         await ctx.durable_execute_async(memory_set.add, items=f"{event.input} (durable)")
         written.append(event.input)
-        if mode == "hang" and len(written) == INPUTS:
-            print("added", flush=True)
-            await asyncio.Event().wait()  # killed here: written, not committed
+        if mode == "hang":  # every run waits here, so that none commits before the kill
+            if len(written) == INPUTS:
+                print("added", flush=True)
+            await asyncio.Event().wait()
         if mode == "fail":
             raise RuntimeError("this run fails after its writes")
         ctx.send_event(OutputEvent(output=await memory_set.asize()))

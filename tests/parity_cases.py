@@ -41,6 +41,7 @@ from flink_agents_async import (
     chat_model_setup,
     embedding_model_connection,
     embedding_model_setup,
+    mcp_server,
     tool,
     vector_store,
 )
@@ -393,9 +394,24 @@ def _model_server_settings() -> dict[str, Any]:
         from flink_agents_async.testing import ModelServer
 
         _MODEL_SERVER = ModelServer().start()
-        _MODEL_SERVER.respond_with(_shouting_model)
+        _MODEL_SERVER.respond_with(_scripted_models)
         atexit.register(_MODEL_SERVER.stop)
     return {"OpenAIChatModelConnection.api_base_url": _MODEL_SERVER.url("openai")}
+
+
+def _scripted_models(request: Any) -> Any:
+    """The model server's answers: the ``adder`` model's, else the shouting one's."""
+    return _adding_model(request) if request.model == "adder" else _shouting_model(request)
+
+
+def _adding_model(request: Any) -> Any:
+    """A model that has the two numbers of the question added by the MCP server's ``add``."""
+    from flink_agents_async.testing import Reply, ToolCall
+
+    if request.tool_results:
+        return Reply(f"the sum is {request.tool_results[-1].content}")
+    a, b = (int(word) for word in request.last_user_text.split() if word.isdigit())
+    return Reply.tools(ToolCall("add", {"a": a, "b": b}))
 
 
 def _shouting_model(request: Any) -> Any:
@@ -465,6 +481,67 @@ LLM = Case(
     field_user,
     {"s": ["the answer is HI!", "the answer is OK!"], "t": ["the answer is YO!"]},
     config=_model_server_settings,
+)
+
+
+_MCP_SERVER: Any = None
+
+
+def _mcp_settings() -> dict[str, Any]:
+    """The model server's settings, and the endpoint of a real MCP server (streamable HTTP, in
+    this process for the whole test session), through the configuration."""
+    global _MCP_SERVER
+    if _MCP_SERVER is None:
+        from mcp_server_app import HttpServer
+
+        _MCP_SERVER = HttpServer().start()
+        atexit.register(_MCP_SERVER.stop)
+    return {**_model_server_settings(), "MCPServer.endpoint": _MCP_SERVER.url}
+
+
+class McpChatAgent(Agent):
+    """A chat model whose tool is the MCP server's ``add``."""
+
+    @mcp_server
+    @staticmethod
+    def calculator() -> ResourceDescriptor:
+        return ResourceDescriptor(clazz=ResourceName.MCP_SERVER)
+
+    @chat_model_connection
+    @staticmethod
+    def connection() -> ResourceDescriptor:
+        return ResourceDescriptor(clazz=ResourceName.ChatModel.OPENAI_CONNECTION, api_key="test")
+
+    @chat_model_setup
+    @staticmethod
+    def model() -> ResourceDescriptor:
+        return ResourceDescriptor(
+            clazz=ResourceName.ChatModel.OPENAI_SETUP,
+            connection="connection",
+            model="adder",
+            tools=["add"],
+        )
+
+    @action(InputEvent)
+    @staticmethod
+    def ask(event: InputEvent, ctx: RunnerContext) -> None:
+        question = ChatMessage(content=event.input["q"])
+        ctx.send_event(ChatRequestEvent(model="model", messages=[question]))
+
+    @action(ChatResponseEvent)
+    @staticmethod
+    def answer(event: ChatResponseEvent, ctx: RunnerContext) -> None:
+        ctx.send_event(OutputEvent(output=event.response.content))
+
+
+MCP = Case(
+    "mcp_tools",
+    McpChatAgent,
+    [{"user": "s", "q": "what is 1 plus 2"}, {"user": "t", "q": "and 20 plus 22"}],
+    field_user,
+    # Upstream's shape of an MCP tool result: the list of its content items.
+    {"s": ["the sum is ['3']"], "t": ["the sum is ['42']"]},
+    config=_mcp_settings,
 )
 
 
@@ -578,7 +655,8 @@ LONG_TERM_MEMORY = Case(
 
 
 CASES = [
-    VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT, RETRIES, LLM, RAG, LONG_TERM_MEMORY
+    VISITS, DURABLE, UNTYPED, TYPED, SENSORY, ERRORS, FAN_OUT, RETRIES, LLM, RAG, LONG_TERM_MEMORY,
+    MCP,
 ]  # fmt: skip
 
 

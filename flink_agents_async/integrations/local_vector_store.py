@@ -58,6 +58,7 @@ built.
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import threading
 import uuid
@@ -155,7 +156,7 @@ class LocalVectorStore(CollectionManageableVectorStore):
             connection.enable_load_extension(False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
-            with connection:
+            with _writing(connection):
                 connection.execute(_SCHEMA)
         except apsw.Error as error:
             raise ResourceError(
@@ -250,7 +251,7 @@ class LocalVectorStore(CollectionManageableVectorStore):
         metadata = kwargs.get("metadata")
 
         def create(connection: apsw.Connection) -> None:
-            with connection:
+            with _writing(connection):
                 self._ensure(connection, name, dimension, metadata)
 
         await self._call(create)
@@ -260,7 +261,7 @@ class LocalVectorStore(CollectionManageableVectorStore):
         does not exist)."""
 
         def drop(connection: apsw.Connection) -> None:
-            with connection:
+            with _writing(connection):
                 collection_id, _ = self._existing(connection, name)
                 connection.execute(f"DROP TABLE IF EXISTS {_vector_table(collection_id)}")
                 connection.execute("DELETE FROM documents WHERE collection = ?", (collection_id,))
@@ -293,7 +294,7 @@ class LocalVectorStore(CollectionManageableVectorStore):
         ]
 
         def add(connection: apsw.Connection) -> None:
-            with connection:
+            with _writing(connection):
                 dimension = len(rows[0][3] or [])
                 collection_id, _ = self._ensure(connection, name, dimension)
                 self._write(connection, name, collection_id, dimension, rows)
@@ -345,7 +346,7 @@ class LocalVectorStore(CollectionManageableVectorStore):
         ]
 
         def update(connection: apsw.Connection) -> None:
-            with connection:
+            with _writing(connection):
                 collection_id, dimension = self._existing(connection, name)
                 wanted = [row[0] for row in rows]
                 stored = set(_stored_ids(connection, collection_id, wanted))
@@ -461,7 +462,7 @@ class LocalVectorStore(CollectionManageableVectorStore):
         where, parameters = _filter_sql(filters)
 
         def delete(connection: apsw.Connection) -> None:
-            with connection:
+            with _writing(connection):
                 collection_id, dimension = self._existing(connection, name)
                 rowids = [
                     row[0]
@@ -528,3 +529,19 @@ def _filter_sql(filters: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
             )
             parameters.extend([path, path, int(value) if isinstance(value, bool) else value])
     return "".join(f" AND {clause}" for clause in clauses), parameters
+
+
+@contextlib.contextmanager
+def _writing(connection: apsw.Connection) -> Iterator[None]:
+    """A write transaction that takes SQLite's write lock when it begins (``BEGIN
+    IMMEDIATE``). A deferred one that reads first and then writes cannot wait for another
+    process's writer: SQLite fails its upgrade at once (``BusyError``) instead of calling the
+    busy handler, as it would deadlock otherwise. Taking the lock up front waits (up to the
+    busy timeout) like any other writer."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
