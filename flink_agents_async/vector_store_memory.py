@@ -1,24 +1,25 @@
 """Long-term memory kept in a vector store: what ``ctx.long_term_memory`` is.
 
 Every item is a ``Document`` of the configured vector store (one collection for all keys),
-tagged in its metadata with the key (``ltm_key``), the memory set (``ltm_set``) and the run that
-wrote it (``ltm_run``: the input's journal sequence number). Reads filter on key and set, so a
-key sees only its own memory.
+tagged in its metadata with the key (``ltm_key``), the memory set (``ltm_set``) and the input
+whose run wrote it (``ltm_run``: a tag made by a durable call when the run first asks for
+``ctx.long_term_memory``, so an input has the same tag whenever it runs again, after a crash or
+as a retry, on either host). Reads filter on key and set, so a key sees only its own memory.
 
 How writes stay exact across failures and crashes, without a transaction spanning the journal
 and the store:
 
-* ids are deterministic (the run, the set, the text and its occurrence in the run), and a store
-  ``add`` of an existing id replaces it: a run replayed after a crash writes the same items
-  again instead of adding copies;
-* a run that fails for good undoes its writes (every item tagged with its run), so a failed run
-  adds nothing; an input recovered after a crash undoes what its crashed attempt wrote if it
-  then fails;
+* ids are deterministic (the key, the tag, the set, the text and its occurrence in the run), and
+  a store ``add`` of an existing id replaces it: a run that runs again writes the same items
+  instead of adding copies;
+* an input that fails for good undoes its writes (every item tagged with its tag), so a failed
+  run adds nothing, whichever of its attempts wrote; a run that is retried undoes nothing, since
+  the retry replays the writes made in durable calls and makes the others again;
 * a write made inside a durable call (upstream's ``ctx.durable_execute_async(memory_set.add,
   ...)``) is not made again on replay: the item the first attempt wrote is still there.
 
-What is not covered: a crash after a run failed for good and before its undo finished leaves its
-items (their ``ltm_run`` tells which), and compaction deletes the items it summarises at once.
+What is not covered: a crash after an input failed for good and before its undo finished leaves
+its items (their ``ltm_run`` tells which), and compaction deletes the items it summarises at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import asyncio
 import contextlib
 import hashlib
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
     from .config import ReadableConfiguration
     from .resources import ResourceCache
 
-__all__ = ["LongTermMemoryProvider", "VectorStoreLongTermMemory"]
+__all__ = ["LongTermMemoryProvider", "VectorStoreLongTermMemory", "new_run_tag"]
 
 logger = library_logger()
 T = TypeVar("T")
@@ -73,6 +75,12 @@ DEFAULT_COMPACTION_PROMPT = (
     "Summarise these memories into {limit} short statement(s) that keep every fact worth "
     "remembering, one per line, nothing else:\n{items}"
 )
+
+
+def new_run_tag() -> str:
+    """A new tag for one input's long-term memory writes (made in a durable call, so the input
+    gets the same tag whenever it runs again)."""
+    return uuid.uuid4().hex
 
 
 @dataclass
@@ -100,12 +108,13 @@ class LongTermMemoryProvider:
             config.get(LongTermMemoryOptions.Mem0.CHAT_MODEL_SETUP),
         )
 
-    def for_run(self, key: Hashable, seq: int) -> VectorStoreLongTermMemory:
-        """The long-term memory of ``key`` as the run of input ``seq`` sees it."""
+    def for_run(self, key: Hashable, tag: str) -> VectorStoreLongTermMemory:
+        """The long-term memory of ``key`` as the run whose writes are tagged ``tag`` sees
+        it."""
         memory = VectorStoreLongTermMemory()
         memory._provider = self
         memory._key = repr(key)
-        memory._run = str(seq)
+        memory._run = tag
         return memory
 
     def store(self) -> BaseVectorStore:

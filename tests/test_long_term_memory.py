@@ -288,3 +288,48 @@ async def test_a_memory_nobody_wrote_reads_as_empty(tmp_path: Any) -> None:
     await env.execute()
 
     assert outputs == [{"k": [[], []]}]
+
+
+async def test_a_retry_keeps_what_a_durable_call_wrote() -> None:
+    """Upstream's pattern: the add runs inside a durable call, which the retry replays (it does
+    not add again), so the failed attempt's item must stay."""
+    attempts: list[int] = []
+
+    class AddsThenFails(WithMemory):
+        @action(InputEvent)
+        @staticmethod
+        async def remember(event: InputEvent, ctx: RunnerContext) -> None:
+            memory_set = ctx.long_term_memory.get_memory_set("facts")
+            await ctx.durable_execute_async(memory_set.add, items=event.input)
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise RuntimeError("first attempt fails after its add")
+            ctx.send_event(OutputEvent(output=await memory_set.asize()))
+
+    env = environment(**{"error-handling-strategy": "retry", "max-retries": "2"})
+    outputs = env.from_list([{"key": "k", "value": "tea"}]).apply(AddsThenFails()).to_list()
+
+    await env.execute()
+
+    assert outputs == [{"k": 1}]
+    assert [doc.content for doc in ListStore.documents.values()] == ["tea"]
+
+
+async def test_a_later_session_failing_does_not_undo_an_earlier_one() -> None:
+    """Two runtimes (no journal, so their inputs are numbered from 0 each): the second one's
+    failed run takes back only its own writes."""
+
+    class Session(WithMemory):
+        @action(InputEvent)
+        @staticmethod
+        async def remember(event: InputEvent, ctx: RunnerContext) -> None:
+            await ctx.long_term_memory.get_memory_set("facts").aadd(event.input)
+            if event.input == "fail":
+                raise RuntimeError("this run fails")
+
+    for text in ("kept", "fail"):
+        env = environment(**{"error-handling-strategy": "ignore"})
+        env.from_list([{"key": "k", "value": text}]).apply(Session()).to_list()
+        await env.execute()
+
+    assert [doc.content for doc in ListStore.documents.values()] == ["kept"]

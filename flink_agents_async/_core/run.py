@@ -44,6 +44,7 @@ from ..errors import (
 from ..events import Event, InputEvent, OutputEvent, new_input_event, typed_event_class
 from ..logging import library_logger
 from ..memory import MemoryObject, MemoryStore, MemoryType
+from ..vector_store_memory import new_run_tag
 from .action_context import ActionContext
 
 if TYPE_CHECKING:
@@ -214,9 +215,13 @@ class Run:
 
     @property
     def long_term_memory(self) -> VectorStoreLongTermMemory:
+        """The key's long-term memory as this run sees it. Its writes are tagged with a tag
+        made by a durable call: unique to the input, and the same when the input runs again
+        (after a crash, or as a retry), on either host."""
         memory = self.long_term
         if memory is None:
-            memory = self.long_term = self.system.long_term.for_run(self.key, self.item.seq)
+            tag = self.durable_call(new_run_tag, (), {}, None, "<long-term-memory>", _INPUT_TYPE)
+            memory = self.long_term = self.system.long_term.for_run(self.key, tag)
         return memory
 
     def check_usable(self, operation: str) -> None:
@@ -391,7 +396,8 @@ class Run:
             return
         if self.failure is not None and self._must_undo_long_term():
             self._undo_long_term()
-            return
+            if self.inflight:
+                return
         self.finished = True
         if self._deadline is not None:
             self._deadline.cancel()
@@ -399,10 +405,15 @@ class Run:
         self.actor.run_finished(self)
 
     def _must_undo_long_term(self) -> bool:
-        """Whether a failed run must forget what it wrote to long-term memory: it wrote some,
-        or its input was recovered after a crash (whose attempt may have). Not at shutdown:
-        the input stays accepted and runs again."""
-        if self.system.closing or self.system.long_term.store_name is None:
+        """Whether a failed run must forget what its input wrote to long-term memory: it
+        failed for good, and it wrote some or an earlier attempt may have (its input has
+        recorded calls). Not when it is retried (the retry replays the writes made in durable
+        calls and makes the others again), nor at shutdown or on a replay problem (the input
+        stays, to run again)."""
+        system = self.system
+        if system.long_term.store_name is None or system.closing:
+            return False
+        if self.replay_problem is not None or system.should_retry(self):
             return False
         memory = self.long_term
         if memory is not None and memory.undone:
@@ -410,15 +421,23 @@ class Run:
         return (memory is not None and memory.wrote) or bool(self.item.calls)
 
     def _undo_long_term(self) -> None:
-        task = self.system.loop.create_task(self.long_term_memory.undo())
+        try:
+            memory = self.long_term_memory  # its tag: replayed if an attempt made one
+        except Exception as error:  # the journal cannot give it: nothing to undo by
+            self._log_undo_failure(error)
+            return
+        task = self.system.loop.create_task(memory.undo())
         self._track(task, self._undone)
 
+    def _log_undo_failure(self, error: BaseException) -> None:
+        logger.error(
+            "a failed run's long-term memory writes could not be undone",
+            key=self.key, run=self.number, error=repr(error),
+        )  # fmt: skip
+
     def _undone(self, task: asyncio.Future[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "a failed run's long-term memory writes could not be undone",
-                key=self.key, run=self.number, error=repr(task.exception()),
-            )  # fmt: skip
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._log_undo_failure(error)
         self._durable_done(task)
 
     # -- durable calls ----------------------------------------------------------------------
