@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test test-fast typecheck lint format bench bench-llm bench-flink clean
+.PHONY: demo test test-fast typecheck lint format bench bench-llm bench-knowledge bench-flink clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench: $(VENV)/.installed-base
 
 bench-llm: $(VENV)/.installed-test
 	$(PY) benchmarks/llm.py
+
+bench-knowledge: $(VENV)/.installed-test
+	$(PY) benchmarks/knowledge.py
+	$(PY) benchmarks/local_embeddings.py
 
 bench-flink: $(VENV)/.installed-test
 	$(PY) benchmarks/flink_bridge.py --modes thread

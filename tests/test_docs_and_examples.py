@@ -61,6 +61,7 @@ def test_quickstart_prints_each_keys_messages_in_order(tmp_path: Path) -> None:
             ["--requests", "20", "--latency", "0.01", "--rounds", "1", "--react-runs", "2"],
             "fan_out",
         ),
+        ("knowledge.py", ["--quick"], "long_term_memory"),
     ],
 )
 def test_benchmark_scripts_print_json(
