@@ -12,6 +12,7 @@ Tests marked ``slow`` (benchmark-shaped: many keys, many jobs, real crashes) run
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,16 @@ def model_server() -> Iterator[ModelServer]:
 def server(model_server: ModelServer) -> ModelServer:
     model_server.reset()
     return model_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_parity_servers() -> Iterator[None]:
+    """Stop the servers the parity cases started, before pytest closes its output (an MCP
+    server stopped at interpreter exit logs to a closed stream)."""
+    yield
+    cases = sys.modules.get("parity_cases")
+    if cases is not None:
+        cases.stop_servers()
 
 
 @pytest.fixture

@@ -495,8 +495,17 @@ def _mcp_settings() -> dict[str, Any]:
         from mcp_server_app import HttpServer
 
         _MCP_SERVER = HttpServer().start()
-        atexit.register(_MCP_SERVER.stop)
+        atexit.register(stop_servers)
     return {**_model_server_settings(), "MCPServer.endpoint": _MCP_SERVER.url}
+
+
+def stop_servers() -> None:
+    """Stop the MCP server the cases started (at the end of the test session, while logging
+    still works; at exit otherwise)."""
+    global _MCP_SERVER
+    if _MCP_SERVER is not None:
+        _MCP_SERVER.stop()
+        _MCP_SERVER = None
 
 
 class McpChatAgent(Agent):
