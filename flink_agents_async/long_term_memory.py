@@ -4,8 +4,8 @@ The names are upstream Flink Agents' (``flink_agents.api.memory.long_term_memory
 API serves agents written for each upstream version:
 
 * 0.2's ``get_or_create_memory_set(name, item_type, capacity, compaction_config)``, a set's
-  ``size``, ``add(items, ids)``, and ``CompactionConfig``: when a set holds more than
-  ``capacity`` items, the oldest are summarised by a chat model into ``limit`` compacted items;
+  ``size``, ``add(items, ids)``, and ``CompactionConfig``: once an ``add`` fills a set to
+  ``capacity`` items, they are summarised by a chat model into ``limit`` compacted items;
 * 0.3's and main's ``get_memory_set(name)`` (made on first use), ``add(items, metadatas)``,
   ``get(ids, filters, limit)``, ``search(query, limit, filters)`` and ``delete(ids)``.
 
@@ -119,7 +119,7 @@ class MemorySetItem(BaseModel):
 
 class MemorySet(BaseModel):
     """A named set of items of one key: text (``item_type=str``) or ``ChatMessage``, with an
-    optional ``capacity`` past which it is compacted as ``compaction_config`` says."""
+    optional ``capacity``: reaching it, it is compacted as ``compaction_config`` says."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -269,7 +269,7 @@ class BaseLongTermMemory(ABC, BaseModel):
         ids: str | list[str] | None = None,
         metadatas: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> list[str]:
-        """Remember items in ``memory_set`` (compacting it when it is over capacity)."""
+        """Remember items in ``memory_set`` (compacting it when it reaches its capacity)."""
 
     @abstractmethod
     def get(

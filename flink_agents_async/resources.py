@@ -214,10 +214,34 @@ class ResourceCache:
                 raise ResourceError(f"resource {name!r} requested after the runtime closed")
             if slot in self._declarations:
                 instance = self._create(slot, self._declarations[slot])
+            elif (filed := self._filed_under_another_type(slot)) is not None:
+                instance = self._create(slot, filed)
             else:
                 instance = self._provided(slot)
             self._instances[slot] = instance
             return instance
+
+    def _filed_under_another_type(self, slot: tuple[ResourceType, str]) -> Any:
+        """A descriptor named ``name`` registered under another type than its class's.
+
+        Upstream types a descriptor by its class (``clazz.resource_type()``), whatever type it
+        was registered under, and its 0.2 and 0.3 RAG example registers its chat model
+        connection as ``ResourceType.EMBEDDING_MODEL``: such a declaration is found by its
+        class's type too."""
+        resource_type, name = slot
+        for (kind, known), declaration in self._declarations.items():
+            if known != name or kind is resource_type:
+                continue
+            if not isinstance(declaration, ResourceDescriptor):
+                continue
+            try:
+                declared_type = getattr(declaration.clazz, "resource_type", None)
+                if declared_type is None or declared_type() is not resource_type:
+                    continue
+            except Exception:  # not importable, or not typed: not this one
+                continue
+            return declaration
+        return None
 
     def _provided(self, slot: tuple[ResourceType, str]) -> Any:
         """A tool or prompt no one declared, from the declared MCP servers that provide it."""

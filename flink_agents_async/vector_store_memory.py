@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import threading
 import uuid
 from collections import Counter
@@ -234,7 +235,8 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
         await self._embed(documents)
         self._wrote = True  # before the write: an interrupted write is undone too
         await self._provider.store().aadd(documents)
-        if memory_set.capacity is not None and await self.asize(memory_set) > memory_set.capacity:
+        # Upstream compacts a set once it holds ``capacity`` items (``size >= capacity``).
+        if memory_set.capacity is not None and await self.asize(memory_set) >= memory_set.capacity:
             await self._compact(memory_set)
         return item_ids
 
@@ -385,7 +387,7 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
         span = metadata.pop("ltm_span", None)
         created_time: datetime | DatetimeRange | None = created
         if span is not None:
-            created_time = DatetimeRange.model_validate_json(span)
+            created_time = _parse_span(span)
         item_id = str(metadata.get("ltm_id", document.id))
         for name in _RESERVED:
             metadata.pop(name, None)
@@ -407,7 +409,7 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
         model_name = config.model if config is not None else self._provider.chat_model
         if model_name is None:
             raise ResourceError(
-                f"memory set {memory_set.name!r} is over its capacity of {memory_set.capacity} "
+                f"memory set {memory_set.name!r} reached its capacity of {memory_set.capacity} "
                 "and has no compaction model: give it a CompactionConfig(model=...) or set "
                 f"{LongTermMemoryOptions.Mem0.CHAT_MODEL_SETUP.key!r}"
             )
@@ -440,6 +442,7 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
                     "ltm_created": now,
                     "ltm_compacted": True,
                     **({"ltm_span": span.model_dump_json()} if span is not None else {}),
+                    **_as_item_type(summary, memory_set),
                 },
             )
             for summary in summaries
@@ -550,12 +553,31 @@ def _stored_value(item: Any, memory_set: MemorySet) -> tuple[str, dict[str, Any]
     )
 
 
+def _as_item_type(summary: str, memory_set: MemorySet) -> dict[str, Any]:
+    """Metadata that makes a summary an item of the set's type: in a set of ``ChatMessage``
+    items, a user message (as upstream's compaction makes it)."""
+    if memory_set.item_type is ChatMessage:
+        message = ChatMessage(role=MessageRole.USER, content=summary)
+        return {"ltm_message": message.model_dump_json()}
+    return {}
+
+
 def _as_text(value: Any) -> str:
     return value.content if isinstance(value, ChatMessage) else str(value)
 
 
 def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _parse_span(text: str) -> DatetimeRange:
+    """A compacted item's time span, its times in ``datetime.timezone`` zones: pydantic's own
+    JSON parsing gives its ``TzInfo``, which the journal refuses, and ``get`` inside a durable
+    call (upstream's pattern) would then fail."""
+    raw = json.loads(text)
+    return DatetimeRange(
+        start=datetime.fromisoformat(raw["start"]), end=datetime.fromisoformat(raw["end"])
+    )
 
 
 def _digest(text: str) -> str:

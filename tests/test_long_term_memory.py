@@ -193,7 +193,7 @@ async def test_ids_metadata_filters_and_delete_of_the_03_api() -> None:
 
 
 async def test_chat_messages_and_compaction_of_the_02_api(server: Any) -> None:
-    server.script("ann likes tea and coffee")
+    server.script("ann likes tea and coffee", "ann likes tea, coffee and x")
 
     class Compacting(WithMemory):
         @action(InputEvent)
@@ -209,10 +209,7 @@ async def test_chat_messages_and_compaction_of_the_02_api(server: Any) -> None:
             items: list[MemorySetItem] = memory_set.get()
             ctx.send_event(
                 OutputEvent(
-                    output=[
-                        (item.value if item.compacted else item.value.content, item.compacted)
-                        for item in items
-                    ]
+                    output=[(item.value.role, item.value.content, item.compacted) for item in items]
                 )
             )
 
@@ -242,9 +239,13 @@ async def test_chat_messages_and_compaction_of_the_02_api(server: Any) -> None:
 
     await env.execute()
 
-    assert outputs[1] == {"ann": [("ann likes tea", False), ("ann likes coffee", False)]}
-    assert outputs[2] == {"ann": [("ann likes tea and coffee", True)]}
-    assert "ann likes tea" in server.requests[0].messages[-1].content
+    # As upstream: a set that reaches its capacity is compacted, into items of its type.
+    user = MessageRole.USER
+    assert outputs[0] == {"ann": [(user, "ann likes tea", False)]}
+    assert outputs[1] == {"ann": [(user, "ann likes tea and coffee", True)]}
+    assert outputs[2] == {"ann": [(user, "ann likes tea, coffee and x", True)]}
+    assert "ann likes coffee" in server.requests[0].messages[-1].content
+    assert "ann likes tea and coffee" in server.requests[1].messages[-1].content
 
 
 def _text(value: Any) -> str:

@@ -25,7 +25,8 @@ What differs from upstream, and why:
   vectors, embedded by the store's ``embedding_model``;
 * ``update`` raises ``KeyError`` for ids that are not stored, changing nothing (Chroma ignores
   them);
-* a missing collection raises ``CollectionNotFoundError`` naming the store and the collection,
+* a missing collection raises ``CollectionNotFoundError`` (a Chroma ``NotFoundError`` too, as
+  upstream's is) naming the store and the collection,
   a vector of the wrong size ``ValueError`` naming both sizes; empty metadata is sent as
   ``None`` (Chroma refuses an empty dict).
 """
@@ -58,9 +59,16 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
         "ChromaVectorStore needs the chromadb package: pip install 'flink-agents-async[chroma]'"
     ) from error
 
-__all__ = ["DEFAULT_COLLECTION", "ChromaVectorStore"]
+__all__ = ["DEFAULT_COLLECTION", "ChromaCollectionNotFoundError", "ChromaVectorStore"]
 
 DEFAULT_COLLECTION = "flink_agents_chroma_collection"
+
+
+class ChromaCollectionNotFoundError(CollectionNotFoundError, NotFoundError):
+    """A missing collection: this library's ``CollectionNotFoundError``, and Chroma's own
+    ``NotFoundError`` too, which upstream's store lets through (and its users catch)."""
+
+
 # Chroma refuses more records than this in one add.
 _MAX_CHUNK_SIZE = 41665
 # Chroma's embedded clients share a process-wide system whose first start is not
@@ -174,7 +182,7 @@ class ChromaVectorStore(CollectionManageableVectorStore):
                 try:
                     return function()
                 except NotFoundError as error:
-                    raise CollectionNotFoundError(
+                    raise ChromaCollectionNotFoundError(
                         f"{type(self).__name__}: collection {name!r} does not exist ({error})"
                     ) from error
                 except InvalidArgumentError as error:

@@ -115,8 +115,8 @@ def check_filters(filters: Mapping[str, Any] | None, store: str) -> None:
         if name.startswith("$") or isinstance(value, Mapping | list | tuple | set):
             raise NotImplementedError(
                 f"{store}: filter {name!r}: {value!r} is not an equality on a metadata field; "
-                "the unified filter DSL has equality only (pass store-specific filters in "
-                "extra_args)"
+                "the unified filter DSL has the equality shorthand only (pass store-specific "
+                "filters in extra_args)"
             )
 
 
@@ -419,7 +419,7 @@ class BaseVectorStore(Resource):
         """Release what this store holds for the running event loop: called when a sync call
         ran on a loop of its own, which closes next."""
         model = self.embedding_model
-        if isinstance(model, BaseEmbeddingModelSetup):
+        if isinstance(model, BaseEmbeddingModelSetup) and not model.embeds_by_itself():
             connection = model._get_connection()
             await connection.release_loop()
 
