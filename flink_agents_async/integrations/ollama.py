@@ -35,6 +35,7 @@ from ._common import (
     EmbeddingModelRequestError,
     PreparedRequest,
     ProviderChatModelConnection,
+    ProviderClient,
     ProviderEmbeddingModelConnection,
     ServiceFailure,
     assistant_answer,
@@ -80,14 +81,11 @@ async def _remember_error_headers(response: httpx.Response) -> None:
         _error_headers.set(dict(response.headers))
 
 
-class OllamaChatModelConnection(ProviderChatModelConnection):
-    """A connection to an Ollama server with ``ollama.AsyncClient``.
-
-    Upstream's fields: ``base_url`` (else env ``OLLAMA_HOST``, as the Ollama CLI reads it, else
-    ``"http://localhost:11434"``), ``request_timeout=30.0`` (per
-    request, the same as ``timeout``; 0: none). From ``RemoteChatModelConnection``:
-    ``max_retries=3``, ``max_concurrency``, ``retry_wait_interval``, ``max_retry_wait``.
-    """
+class _OllamaClient(ProviderClient):
+    """What Ollama's chat and embedding connections share: the server (``base_url``, else env
+    ``OLLAMA_HOST``, as the Ollama CLI reads it, else ``http://localhost:11434``), the timeout
+    per request (``timeout``, or upstream's ``request_timeout``; 30 s; 0: none), the client
+    and what its errors mean."""
 
     base_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or DEFAULT_BASE_URL)
     timeout: float | None = Field(default=30.0, ge=0)
@@ -106,6 +104,19 @@ class OllamaChatModelConnection(ProviderChatModelConnection):
             timeout=self.request_timeout,
             event_hooks={"response": [_remember_error_headers]},
         )
+
+    def _read_failure(self, error: BaseException) -> ServiceFailure:
+        return read_ollama_failure(error)
+
+
+class OllamaChatModelConnection(_OllamaClient, ProviderChatModelConnection):
+    """A connection to an Ollama server with ``ollama.AsyncClient``.
+
+    Upstream's fields: ``base_url`` (else env ``OLLAMA_HOST``, as the Ollama CLI reads it, else
+    ``"http://localhost:11434"``), ``request_timeout=30.0`` (per
+    request, the same as ``timeout``; 0: none). From ``RemoteChatModelConnection``:
+    ``max_retries=3``, ``max_concurrency``, ``retry_wait_interval``, ``max_retry_wait``.
+    """
 
     def _prepare(
         self, messages: list[ChatMessage], tools: list[Tool], arguments: dict[str, Any]
@@ -152,9 +163,6 @@ class OllamaChatModelConnection(ProviderChatModelConnection):
             completion_tokens=getattr(response, "eval_count", None),
             reasoning="\n\n".join(reasoning) if reasoning else None,
         )
-
-    def _read_failure(self, error: BaseException) -> ServiceFailure:
-        return read_ollama_failure(error)
 
 
 def read_ollama_failure(error: BaseException) -> ServiceFailure:
@@ -237,31 +245,13 @@ class OllamaChatModelSetup(BaseChatModelSetup):
 # -- embeddings --------------------------------------------------------------------------------
 
 
-class OllamaEmbeddingModelConnection(ProviderEmbeddingModelConnection):
+class OllamaEmbeddingModelConnection(_OllamaClient, ProviderEmbeddingModelConnection):
     """Embeddings from an Ollama server (``POST /api/embed``) with ``ollama.AsyncClient``.
 
     Upstream's fields: ``base_url`` (else env ``OLLAMA_HOST``, else ``http://localhost:11434``)
     and ``request_timeout=30.0``. From ``RemoteEmbeddingModelConnection``: ``max_batch_size``,
     ``max_concurrency``, ``max_retries``, ``retry_wait_interval``, ``max_retry_wait``.
     """
-
-    base_url: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST") or DEFAULT_BASE_URL)
-    timeout: float | None = Field(default=30.0, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _request_timeout_is_timeout(cls, data: Any) -> Any:
-        return timeout_from_request_timeout(data)
-
-    def _endpoint(self) -> str:
-        return self.base_url
-
-    def _make_client(self) -> Any:
-        return ollama.AsyncClient(
-            host=self.base_url,
-            timeout=self.request_timeout,
-            event_hooks={"response": [_remember_error_headers]},
-        )
 
     async def _send(
         self, client: Any, texts: list[str], arguments: dict[str, Any]
@@ -281,9 +271,6 @@ class OllamaEmbeddingModelConnection(ProviderEmbeddingModelConnection):
         tokens = getattr(response, "prompt_eval_count", None)
         usage = EmbeddingTokenUsage(int(tokens), int(tokens)) if tokens is not None else None
         return vectors, usage
-
-    def _read_failure(self, error: BaseException) -> ServiceFailure:
-        return read_ollama_failure(error)
 
 
 class OllamaEmbeddingModelSetup(BaseEmbeddingModelSetup):

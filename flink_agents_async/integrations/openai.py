@@ -192,6 +192,20 @@ def _made(connection: str, make: Callable[[], Any]) -> Any:
         raise ResourceError(f"{connection}: cannot create the client: {error}") from error
 
 
+def _async_openai(connection: Any, api_key: str | None, **options: Any) -> Any:
+    """An ``AsyncOpenAI`` client for ``connection`` (its timeout; the SDK's own retries off:
+    ours retry, with ``RetryPolicy``), or the error naming the missing key's variable."""
+    name = type(connection).__name__
+    if api_key is None:
+        raise missing_api_key(name, connection.API_KEY_VARIABLE)
+    return _made(
+        name,
+        lambda: openai.AsyncOpenAI(
+            api_key=api_key, timeout=connection.request_timeout, max_retries=0, **options
+        ),
+    )
+
+
 # -- OpenAI ------------------------------------------------------------------------------------
 
 
@@ -236,19 +250,11 @@ class OpenAIChatModelConnection(_ChatCompletionsConnection):
         return self.resolved_base_url() or DEFAULT_OPENAI_BASE_URL
 
     def _make_client(self) -> Any:
-        name = type(self).__name__
-        api_key = self.resolved_api_key()
-        if api_key is None:
-            raise missing_api_key(name, self.API_KEY_VARIABLE)
-        return _made(
-            name,
-            lambda: openai.AsyncOpenAI(
-                api_key=api_key,
-                base_url=self.resolved_base_url(),
-                timeout=self.request_timeout,
-                max_retries=0,  # ours retry (RetryPolicy), not the SDK's
-                default_headers=self.default_headers,
-            ),
+        return _async_openai(
+            self,
+            self.resolved_api_key(),
+            base_url=self.resolved_base_url(),
+            default_headers=self.default_headers,
         )
 
 
@@ -445,20 +451,12 @@ class OpenAIEmbeddingModelConnection(ProviderEmbeddingModelConnection):
         return first_set(self.base_url, from_env(self.BASE_URL_VARIABLE))
 
     def _make_client(self) -> Any:
-        name = type(self).__name__
-        api_key = first_set(self.api_key, from_env(self.API_KEY_VARIABLE))
-        if api_key is None:
-            raise missing_api_key(name, self.API_KEY_VARIABLE)
-        return _made(
-            name,
-            lambda: openai.AsyncOpenAI(
-                api_key=api_key,
-                base_url=self._base_url(),
-                timeout=self.request_timeout,
-                max_retries=0,  # ours retry (RetryPolicy), not the SDK's
-                organization=self.organization,
-                project=self.project,
-            ),
+        return _async_openai(
+            self,
+            first_set(self.api_key, from_env(self.API_KEY_VARIABLE)),
+            base_url=self._base_url(),
+            organization=self.organization,
+            project=self.project,
         )
 
     async def _send(
