@@ -176,6 +176,14 @@ def raw(directory: Path, vectors: list[list[float]], queries: list[list[float]])
     return {"adds_per_s": round(len(vectors) / add_seconds), **percentiles(latencies)}
 
 
+def best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best of several rounds: the highest add rate, the lowest query latencies."""
+    return {
+        name: (max if name == "adds_per_s" else min)(one[name] for one in rounds)
+        for name in rounds[0]
+    }
+
+
 def vector_store(quick: bool) -> dict[str, Any]:
     """Our store against the raw library, at each size."""
     sizes = [10_000] if quick else [10_000, 100_000]
@@ -184,9 +192,18 @@ def vector_store(quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"dimensions": DIM, "batch": BATCH, "queries": query_count}
     for size in sizes:
         vectors = unit_vectors(size, seed=0)
-        with tempfile.TemporaryDirectory() as scratch:
-            mine = asyncio.run(ours(Path(scratch) / "ours", vectors, queries))
-            baseline = raw(Path(scratch) / "raw", vectors, queries)
+        # Alternated, each side taking turns at going first (the page cache and the disk favour
+        # one order on a busy machine); each side's best round counts.
+        mine_rounds, raw_rounds = [], []
+        for round_number in range(1 if quick else 2):
+            with tempfile.TemporaryDirectory() as scratch:
+                if round_number % 2:
+                    raw_rounds.append(raw(Path(scratch) / "raw", vectors, queries))
+                    mine_rounds.append(asyncio.run(ours(Path(scratch) / "ours", vectors, queries)))
+                else:
+                    mine_rounds.append(asyncio.run(ours(Path(scratch) / "ours", vectors, queries)))
+                    raw_rounds.append(raw(Path(scratch) / "raw", vectors, queries))
+        mine, baseline = best(mine_rounds), best(raw_rounds)
         results[str(size)] = {
             "ours": mine,
             "baseline_raw_library": baseline,
