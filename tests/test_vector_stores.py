@@ -8,6 +8,7 @@ are checkable; Chroma's own embedding function (a model download) is never used.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import os
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -507,3 +509,39 @@ def test_an_add_that_returned_survives_sigkill(tmp_path: Path) -> None:
     assert len(reopened.get(limit=None)) == 150
     assert ids_of(reopened.get(ids="2-49")) == ["2-49"]
     reopened.close()
+
+
+@pytest.mark.parametrize("attempt", range(5))  # a race: each attempt is a fresh directory
+def test_stores_opened_together_on_a_new_directory_all_write(tmp_path: Path, attempt: int) -> None:
+    """Several connections making the same new store at once (two Flink subtasks, two
+    processes): each waits for the others instead of failing with "database is locked"."""
+    writers = 6
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(number: int) -> None:
+        async def add() -> None:
+            store = LocalVectorStore(path=tmp_path / "shared")
+            barrier.wait()  # every store opens its connection on this first add, together
+            try:
+                document = Document(id=str(number), content=str(number), embedding=[1.0, number])
+                await store.aadd([document])
+            finally:
+                await store.aclose()
+
+        try:
+            asyncio.run(add())
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    reader = LocalVectorStore(path=tmp_path / "shared")
+    found = asyncio.run(reader.aget(limit=None))
+    reader.close()
+    assert sorted(int(document.id or -1) for document in found) == list(range(writers))

@@ -61,6 +61,7 @@ import array
 import contextlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -154,7 +155,7 @@ class LocalVectorStore(CollectionManageableVectorStore):
             connection.enable_load_extension(True)
             connection.load_extension(sqlite_vec.loadable_path())
             connection.enable_load_extension(False)
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous=FULL")
             with _writing(connection):
                 connection.execute(_SCHEMA)
@@ -529,6 +530,22 @@ def _filter_sql(filters: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
             )
             parameters.extend([path, path, int(value) if isinstance(value, bool) else value])
     return "".join(f" AND {clause}" for clause in clauses), parameters
+
+
+def _use_wal(connection: apsw.Connection) -> None:
+    """Put the database in WAL mode (kept in the file: later opens find it so). Switching needs
+    the database to itself, and SQLite answers a switch that finds another connection with
+    ``BusyError`` at once, without its busy handler: two processes opening a new store together
+    (two Flink subtasks) retry until the busy timeout."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except apsw.BusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # a worker thread, never the event loop
 
 
 @contextlib.contextmanager
