@@ -98,6 +98,26 @@ class Resource(BaseModel):
         """The name the resource was declared under (set by the runtime that created it)."""
         return self._resource_name
 
+    def find_resource(self, role: str, name: str, resource_type: ResourceType) -> Any:
+        """The resource ``name`` of ``resource_type`` that this one names (a setup its
+        connection, a store its embedding model), from the runtime that created this one.
+        Errors say ``role`` (what this resource is: "chat model setup"...) and what it looked
+        for."""
+        owner = f"{role} {type(self).__name__}"
+        context = self.resource_context
+        lookup = context.get_resource if context is not None else self.get_resource
+        if lookup is None:
+            raise ResourceError(
+                f"{owner} cannot find the {resource_type.value} {name!r}: it was not created by "
+                "a runtime (declare it on the agent or the environment)"
+            )
+        try:
+            return lookup(name, resource_type)
+        except ResourceNotFoundError as error:
+            raise ResourceNotFoundError(
+                f"{owner} names the {resource_type.value} {name!r}, which is not declared: {error}"
+            ) from None
+
     def provide(self, resource_type: ResourceType, name: str) -> Any:
         """A resource this one provides under its own name (an MCP server's tools and
         prompts): the runtime asks its ``MCP_SERVER`` resources for a tool or prompt no one

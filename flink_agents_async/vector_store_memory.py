@@ -25,18 +25,18 @@ its items (their ``ltm_run`` tells which), and compaction deletes the items it s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import json
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio.from_thread
 from pydantic import PrivateAttr
 
 from .errors import ResourceError
@@ -44,6 +44,7 @@ from .llm.chat_models import BaseChatModelSetup
 from .llm.embedding_models import BaseEmbeddingModelSetup
 from .llm.messages import ChatMessage, MessageRole
 from .llm.prompts import Prompt
+from .llm.remote import run_async_from_sync
 from .llm.vector_stores import (
     BaseVectorStore,
     CollectionNotFoundError,
@@ -71,7 +72,11 @@ __all__ = ["LongTermMemoryProvider", "VectorStoreLongTermMemory", "new_run_tag"]
 logger = library_logger()
 T = TypeVar("T")
 
-_RESERVED = ("ltm_key", "ltm_set", "ltm_run", "ltm_id", "ltm_compacted", "ltm_created")
+# The metadata names this module keeps its own facts under (users' metadata may not use them).
+_RESERVED = (
+    "ltm_key", "ltm_set", "ltm_run", "ltm_id", "ltm_compacted", "ltm_created", "ltm_message",
+    "ltm_span",
+)  # fmt: skip
 DEFAULT_COMPACTION_PROMPT = (
     "Summarise these memories into {limit} short statement(s) that keep every fact worth "
     "remembering, one per line, nothing else:\n{items}"
@@ -463,44 +468,25 @@ class VectorStoreLongTermMemory(BaseLongTermMemory):
             return prompt.format_string(items="{items}", limit="{limit}")
         return DEFAULT_COMPACTION_PROMPT
 
-    def _blocking(self, make: Callable[[], Awaitable[T]]) -> T:
+    def _blocking(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run an async method for a sync caller: on the runtime's loop from its thread pool
-        (``ctx.durable_execute_async(memory_set.add, ...)``), else on a loop of its own in a
-        helper thread (which blocks the caller's loop: async actions should await ``aadd``,
-        ``asearch``...)."""
-
-        async def call() -> T:
-            return await make()
-
-        try:
-            anyio.from_thread.check_cancelled()
-        except RuntimeError:
-            pass
-        else:
-            return anyio.from_thread.run(call)
-        return _on_own_loop(call, self._provider.resources)
+        (``ctx.durable_execute_async(memory_set.add, ...)``), else on a loop of its own; on a
+        thread whose loop is running (a sync action), that loop of its own is in a helper
+        thread, which blocks the caller's loop: async actions should await ``aadd``,
+        ``asearch``..."""
+        release = self._provider.resources.release_loop
+        if not _loop_running_here():
+            return run_async_from_sync(make, release)
+        with concurrent.futures.ThreadPoolExecutor(1, "long-term-memory") as helper:
+            return helper.submit(run_async_from_sync, make, release).result()
 
 
-def _on_own_loop(call: Callable[[], Awaitable[T]], resources: ResourceCache) -> T:
-    """``call()`` on a new event loop in a helper thread, releasing what the resources made for
-    that loop before it closes."""
-    outcome: list[Any] = []
-
-    async def main() -> None:
-        try:
-            outcome.append((True, await call()))
-        except BaseException as error:
-            outcome.append((False, error))
-        finally:
-            await resources.release_loop()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), name="long-term-memory")
-    thread.start()
-    thread.join()
-    succeeded, value = outcome[0]
-    if not succeeded:
-        raise value
-    return value
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 # A memory nobody wrote yet has no collection in a store that makes collections on first add:
@@ -527,16 +513,16 @@ async def _delete(store: BaseVectorStore, **arguments: Any) -> None:
 
 
 def _per_item(metadatas: Any, count: int, set_name: str) -> list[dict[str, Any]]:
+    """Each item's own metadata: none, one dict for every item, or a dict per item."""
     if metadatas is None:
-        return [{} for _ in range(count)]
-    if isinstance(metadatas, dict):
-        return [dict(metadatas) for _ in range(count)]
-    if len(metadatas) != count:
+        metadatas = [{}] * count
+    elif isinstance(metadatas, dict):
+        metadatas = [metadatas] * count
+    elif len(metadatas) != count:
         raise ValueError(f"memory set {set_name!r}: {len(metadatas)} metadatas for {count} items")
-    for metadata in metadatas:
-        reserved = [name for name in metadata if name in _RESERVED]
-        if reserved:
-            raise ValueError(f"memory set {set_name!r}: metadata names {reserved} are reserved")
+    reserved = sorted({name for metadata in metadatas for name in metadata if name in _RESERVED})
+    if reserved:
+        raise ValueError(f"memory set {set_name!r}: metadata names {reserved} are reserved")
     return [dict(metadata) for metadata in metadatas]
 
 

@@ -629,7 +629,7 @@ class LocalEmbeddingModelConnection(BaseEmbeddingModelConnection):
         call = functools.partial(self._embed_in_thread, texts, label, truncate)
         vectors, tokens = await anyio.to_thread.run_sync(call)
         usage = EmbeddingTokenUsage(tokens, tokens)
-        self._record_usage(label, usage)
+        self.record_usage(label, 1, usage)
         return embedding_result(text, vectors, usage)
 
     def _embed_in_thread(
@@ -674,16 +674,6 @@ class LocalEmbeddingModelConnection(BaseEmbeddingModelConnection):
         # resource_name is set by the runtime that created this connection (None otherwise).
         name = getattr(self, "resource_name", None)
         return f"{type(self).__name__} {name!r}" if name else type(self).__name__
-
-    def _record_usage(self, model: str, usage: EmbeddingTokenUsage) -> None:
-        # The same metrics as the remote connections', so dashboards treat them alike.
-        group = self.metric_group
-        if group is None:
-            return
-        model_group = group.get_sub_group(model)
-        model_group.get_counter("embeddingRequests").inc(1)
-        model_group.get_counter("embeddingPromptTokens").inc(usage.prompt_tokens)
-        model_group.get_counter("embeddingTotalTokens").inc(usage.total_tokens)
 
     def close(self) -> None:
         """Drops the model (about 90 MB for all-MiniLM-L6-v2); a later request reloads it."""

@@ -27,7 +27,7 @@ import anyio.to_thread
 from pydantic import Field, PrivateAttr
 
 from ..errors import ResourceError
-from ..resources import Resource, ResourceNotFoundError, ResourceType
+from ..resources import Resource, ResourceType
 from .messages import ChatMessage, MessageRole
 from .prompts import Prompt, prompt_arguments
 from .remote import RemoteService, overrides, run_async_from_sync
@@ -200,22 +200,7 @@ class BaseChatModelSetup(Resource, ABC):
         self._resolved_tools = self._tools()
 
     def _lookup(self, name: str, resource_type: ResourceType) -> Any:
-        context = self.resource_context
-        if context is None and self.get_resource is None:
-            raise ResourceError(
-                f"{type(self).__name__} cannot find resource {name!r}: it was not created by "
-                "a runtime (declare it on the agent or the environment)"
-            )
-        try:
-            if context is not None:
-                return context.get_resource(name, resource_type)
-            assert self.get_resource is not None
-            return self.get_resource(name, resource_type)
-        except ResourceNotFoundError as error:
-            raise ResourceNotFoundError(
-                f"chat model setup {type(self).__name__} names the {resource_type.value} "
-                f"{name!r}, which is not declared: {error}"
-            ) from None
+        return self.find_resource("chat model setup", name, resource_type)
 
     def _connection(self) -> BaseChatModelConnection:
         if self._resolved_connection is not None:

@@ -25,13 +25,13 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 from pydantic import Field, PrivateAttr
 
 from ..errors import ResourceError
-from ..resources import Resource, ResourceNotFoundError, ResourceType
+from ..resources import Resource, ResourceType
 from .remote import RemoteService, overrides, run_async_from_sync
 from .retry import Retryable, RetryOutcome
 
@@ -138,6 +138,20 @@ class BaseEmbeddingModelConnection(Resource, ABC):
         """Release what this connection holds for the running event loop (its async clients):
         called when a sync ``embed`` ran on a loop of its own, which closes next."""
 
+    def record_usage(
+        self, model: str | None, requests: int, usage: EmbeddingTokenUsage | None
+    ) -> None:
+        """Count ``requests`` and their token ``usage`` on this connection's metric group,
+        under the model's name: the metrics every embedding connection reports."""
+        group = self.metric_group
+        if group is None:
+            return
+        model_group = group.get_sub_group(str(model or "default"))
+        model_group.get_counter("embeddingRequests").inc(requests)
+        if usage is not None:
+            model_group.get_counter("embeddingPromptTokens").inc(usage.prompt_tokens)
+            model_group.get_counter("embeddingTotalTokens").inc(usage.total_tokens)
+
     def _is_sync(self) -> bool:
         cls = type(self)
         return overrides(cls, "embed", BaseEmbeddingModelConnection) or overrides(
@@ -165,7 +179,7 @@ class RemoteEmbeddingModelConnection(RemoteService, BaseEmbeddingModelConnection
         vectors = [vector for batch_vectors, _ in answers for vector in batch_vectors]
         usages = [usage for _, usage in answers if usage is not None]
         usage = functools.reduce(EmbeddingTokenUsage.__add__, usages) if usages else None
-        self._record_usage(kwargs.get("model"), len(batches), usage)
+        self.record_usage(kwargs.get("model"), len(batches), usage)
         return embedding_result(text, vectors, usage)
 
     async def _embed_batch(
@@ -180,18 +194,6 @@ class RemoteEmbeddingModelConnection(RemoteService, BaseEmbeddingModelConnection
                 f"answered {len(vectors)}"
             )
         return vectors, usage
-
-    def _record_usage(
-        self, model: str | None, requests: int, usage: EmbeddingTokenUsage | None
-    ) -> None:
-        group = self.metric_group
-        if group is None:
-            return
-        model_group = group.get_sub_group(str(model or "default"))
-        model_group.get_counter("embeddingRequests").inc(requests)
-        if usage is not None:
-            model_group.get_counter("embeddingPromptTokens").inc(usage.prompt_tokens)
-            model_group.get_counter("embeddingTotalTokens").inc(usage.total_tokens)
 
     @abstractmethod
     async def _request(
@@ -231,7 +233,9 @@ class BaseEmbeddingModelSetup(Resource, ABC):
             return self._resolved
         connection: Any = self.connection
         if isinstance(connection, str):
-            connection = self._lookup(connection)
+            connection = self.find_resource(
+                "embedding model setup", connection, ResourceType.EMBEDDING_MODEL_CONNECTION
+            )
         if not isinstance(connection, BaseEmbeddingModelConnection):
             raise ResourceError(
                 f"embedding model setup {type(self).__name__}: its connection "
@@ -239,24 +243,6 @@ class BaseEmbeddingModelSetup(Resource, ABC):
                 "model connection"
             )
         return connection
-
-    def _lookup(self, name: str) -> Any:
-        context = self.resource_context
-        if context is None and self.get_resource is None:
-            raise ResourceError(
-                f"{type(self).__name__} cannot find connection {name!r}: it was not created by "
-                "a runtime (declare it on the agent or the environment)"
-            )
-        kind = ResourceType.EMBEDDING_MODEL_CONNECTION
-        try:
-            if context is not None:
-                return context.get_resource(name, kind)
-            return cast(Any, self.get_resource)(name, kind)
-        except ResourceNotFoundError as error:
-            raise ResourceNotFoundError(
-                f"embedding model setup {type(self).__name__} names the connection {name!r}, "
-                f"which is not declared: {error}"
-            ) from None
 
     def _arguments(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {**self.model_kwargs, **kwargs}

@@ -29,7 +29,7 @@ import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from ..errors import ResourceError
-from ..resources import Resource, ResourceNotFoundError, ResourceType
+from ..resources import Resource, ResourceType
 from .embedding_models import BaseEmbeddingModelSetup
 from .remote import run_async_from_sync
 
@@ -152,22 +152,7 @@ class BaseVectorStore(Resource):
             self.embedding_model = self._lookup_model(self.embedding_model)
 
     def _lookup_model(self, name: str) -> BaseEmbeddingModelSetup:
-        context = self.resource_context
-        try:
-            if context is not None:
-                model = context.get_resource(name, ResourceType.EMBEDDING_MODEL)
-            elif self.get_resource is not None:
-                model = self.get_resource(name, ResourceType.EMBEDDING_MODEL)
-            else:
-                raise ResourceError(
-                    f"vector store {type(self).__name__} cannot find the embedding model "
-                    f"{name!r}: it was not created by a runtime"
-                )
-        except ResourceNotFoundError as error:
-            raise ResourceNotFoundError(
-                f"vector store {type(self).__name__} names the embedding model {name!r}, "
-                f"which is not declared: {error}"
-            ) from None
+        model = self.find_resource("vector store", name, ResourceType.EMBEDDING_MODEL)
         if not isinstance(model, BaseEmbeddingModelSetup):
             raise ResourceError(
                 f"vector store {type(self).__name__}: resource {name!r} is a "
